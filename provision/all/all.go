@@ -1,0 +1,28 @@
+// Package all lists every control family the appliance ships, in the order
+// apply runs them. Adding a family is one line here.
+package all
+
+import (
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// Families returns every family, in apply order.
+func Families() []provision.Family {
+	return []provision.Family{
+		// families are added here as they land, one line each
+	}
+}
+
+// Controls builds every enabled control from the policy, in apply order.
+func Controls(p *policies.Policy) []provision.Control {
+	var out []provision.Control
+	for _, f := range Families() {
+		for _, c := range f.Controls(p) {
+			if p.Controls.IsEnabled(c.ID()) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
