@@ -29,6 +29,7 @@ type Policy struct {
 	FIPS      FIPS      `yaml:"fips"`
 	Baseline  Baseline  `yaml:"baseline"`
 	Apply     Apply     `yaml:"apply"`
+	Transfer  Transfer  `yaml:"transfer"`
 }
 
 // Controls selects which controls run. An empty Enabled list means "all
@@ -236,3 +237,21 @@ func (p *Prefix) UnmarshalText(b []byte) error {
 
 // MarshalText writes the CIDR back.
 func (p Prefix) MarshalText() ([]byte, error) { return []byte(p.Prefix.String()), nil }
+
+// Transfer is transferd's own policy: storage, limits and sessions.
+type Transfer struct {
+	// DataDir holds file blobs; on the appliance it is on the LUKS volume.
+	DataDir string `yaml:"data_dir"`
+	// MaxUploadMiB bounds one uploaded file; larger uploads get 413 before
+	// a byte is stored.
+	MaxUploadMiB int64 `yaml:"max_upload_mib"`
+	// MaxExpiry bounds how long a message's links may live.
+	MaxExpiry Duration `yaml:"max_expiry"`
+	// DiskAlertPercent is the data volume usage at which status alerts.
+	DiskAlertPercent int `yaml:"disk_alert_percent"`
+	// SessionTTL is how long a login session lasts.
+	SessionTTL Duration `yaml:"session_ttl"`
+	// TOTPGroups lists groups whose members must log in with TOTP; admins
+	// and sysadmins always must.
+	TOTPGroups []string `yaml:"totp_groups"`
+}

@@ -5,12 +5,18 @@ package all
 import (
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/baseline"
+	"github.com/bulwark-appliance/bulwark/provision/firewall"
+	"github.com/bulwark-appliance/bulwark/provision/ssh"
 )
 
 // Families returns every family, in apply order.
 func Families() []provision.Family {
 	return []provision.Family{
 		// families are added here as they land, one line each
+		firewall.Family,
+		ssh.Family,
+		baseline.Family,
 	}
 }
 

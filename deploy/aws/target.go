@@ -1,0 +1,101 @@
+// Package aws is the AWS target of the appliance component: it publishes the
+// built raw image (S3 object → EBS snapshot import → AMI) and runs it with
+// every disk encrypted by a customer-managed KMS key, IMDSv2 required, a
+// security group that mirrors the firewall policy rule for rule, and EBS
+// snapshots on a DLM schedule.
+//
+// Only the ec2, ebs, s3, kms, iam and dlm packages of pulumi-aws are used:
+// each one is a large compile on small machines.
+package aws
+
+import (
+	"fmt"
+
+	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
+
+	"github.com/bulwark-appliance/bulwark/deploy/appliance"
+)
+
+// Config is the AWS-specific part of a deployment (the policy is the rest).
+type Config struct {
+	// ImagePath is the built raw disk image (qcow2 must be converted first:
+	// AWS imports RAW, VMDK and VHD only).
+	ImagePath string
+	// InstanceType defaults to DefaultInstanceType.
+	InstanceType string
+	// SubnetID and VpcID place the instance; empty means the default VPC.
+	SubnetID string
+	VpcID    string
+	// BootMode is passed to the AMI ("uefi", "legacy-bios"; empty: AWS default).
+	BootMode string
+	// BackupRetainCount is how many daily snapshots DLM keeps.
+	BackupRetainCount int
+	// BackupTime is the daily snapshot time, UTC "HH:MM".
+	BackupTime string
+}
+
+// Defaults for the optional Config fields.
+const (
+	DefaultInstanceType      = "t3.medium"
+	DefaultBackupRetainCount = 30
+	DefaultBackupTime        = "03:00"
+	// rootDevice is where the AMI's boot snapshot is mapped; dataDevice is
+	// the attachment name of the data volume (on Nitro instances it shows
+	// up as /dev/nvme1n1 in the guest whatever name is given here).
+	rootDevice = "/dev/xvda"
+	dataDevice = "/dev/sdf"
+	// backupTag marks the volumes the DLM policy snapshots.
+	backupTag = "bulwark:backup"
+)
+
+// Target deploys onto AWS. It implements appliance.Target.
+type Target struct {
+	Config Config
+	// tweak lets tests break one resource's arguments on purpose to prove
+	// the invariant checks fail; nil in real programs.
+	tweak func(args any)
+}
+
+var _ appliance.Target = (*Target)(nil)
+
+// NewTarget validates the configuration and fills in defaults.
+func NewTarget(c Config) (*Target, error) {
+	if c.ImagePath == "" {
+		return nil, fmt.Errorf("aws: no image path (pulumi config set bulwark:imagePath ./out/bulwark.raw)")
+	}
+	if c.InstanceType == "" {
+		c.InstanceType = DefaultInstanceType
+	}
+	if c.BackupRetainCount == 0 {
+		c.BackupRetainCount = DefaultBackupRetainCount
+	}
+	if c.BackupRetainCount < 1 || c.BackupRetainCount > 1000 {
+		return nil, fmt.Errorf("aws: backup retain count %d is outside DLM's 1-1000", c.BackupRetainCount)
+	}
+	if c.BackupTime == "" {
+		c.BackupTime = DefaultBackupTime
+	}
+	var h, m int
+	if _, err := fmt.Sscanf(c.BackupTime, "%02d:%02d", &h, &m); err != nil || h > 23 || m > 59 || len(c.BackupTime) != 5 {
+		return nil, fmt.Errorf("aws: backup time %q: want UTC HH:MM", c.BackupTime)
+	}
+	return &Target{Config: c}, nil
+}
+
+// Deploy registers every AWS resource of one appliance under spec.Parent.
+func (t *Target) Deploy(ctx *pulumi.Context, spec appliance.Spec) (*appliance.Deployment, error) {
+	d := &deployer{t: t, ctx: ctx, spec: spec, parent: pulumi.Parent(spec.Parent)}
+	steps := []func() error{d.key, d.bucket, d.image, d.securityGroup, d.instance, d.dataVolume, d.backups}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return nil, fmt.Errorf("aws: %w", err)
+		}
+	}
+	return d.deployment(), nil
+}
+
+func (t *Target) adjust(args any) {
+	if t.tweak != nil {
+		t.tweak(args)
+	}
+}

@@ -1,0 +1,208 @@
+# Debian 12 appliance, built here end to end from the base disk that
+# `make base` debootstraps (images/base). The base has no bootloader, so
+# QEMU boots its kernel directly (kernel/initrd/kernel_append); with an
+# empty kernel the disk's own bootloader is used.
+#
+#   make image            # base → packer init/validate/build → evidence
+#
+# Build key: `make` generates a throwaway key pair, the base image trusts
+# its public half, and bulwark-harden removes it from the image at the end.
+
+packer {
+  required_plugins {
+    qemu = {
+      version = "1.0.9"
+      source  = "github.com/hashicorp/qemu"
+    }
+    bulwark = {
+      version = ">= 0.1.0"
+      source  = "github.com/bulwark-appliance/bulwark"
+    }
+  }
+}
+
+variable "base_image" {
+  type        = string
+  description = "Local qcow2 base disk produced by images/base (make base)."
+}
+
+variable "base_image_checksum" {
+  type        = string
+  default     = "none"
+  description = "Checksum of base_image (e.g. sha256:…); make passes the one it computed."
+}
+
+variable "kernel" {
+  type        = string
+  default     = ""
+  description = "Kernel for direct boot; empty boots the disk's own bootloader."
+}
+
+variable "initrd" {
+  type        = string
+  default     = ""
+  description = "Initramfs for direct boot (optional)."
+}
+
+variable "kernel_append" {
+  type        = string
+  default     = "root=/dev/vda1 rw console=ttyS0,115200n8 net.ifnames=0"
+  description = "Kernel command line for direct boot."
+}
+
+variable "accelerator" {
+  type        = string
+  default     = "tcg"
+  description = "QEMU accelerator; make sets kvm when /dev/kvm exists."
+  validation {
+    condition     = contains(["tcg", "kvm", "hvf", "whpx", "none"], var.accelerator)
+    error_message = "The accelerator must be one of tcg, kvm, hvf, whpx, none."
+  }
+}
+
+variable "format" {
+  type        = string
+  default     = "qcow2"
+  description = "Output disk format."
+  validation {
+    condition     = contains(["qcow2", "raw"], var.format)
+    error_message = "The format must be qcow2 or raw (use vmdk = true for hypervisors)."
+  }
+}
+
+variable "vmdk" {
+  type        = bool
+  default     = false
+  description = "Also convert the image to a streamOptimized VMDK for VMware/ESXi."
+}
+
+variable "net_device" {
+  type        = string
+  default     = "virtio-net"
+  description = "Guest NIC model; e1000 when the guest cannot load virtio_net early."
+}
+
+variable "disk_interface" {
+  type    = string
+  default = "virtio"
+}
+
+variable "memory" {
+  type    = number
+  default = 1024
+}
+
+variable "cpus" {
+  type    = number
+  default = 2
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  description = "Private half of the build key the base image trusts."
+}
+
+variable "build_public_key" {
+  type        = string
+  description = "Public half of the build key; removed from the image at the end."
+}
+
+variable "policy_file" {
+  type        = string
+  default     = ""
+  description = "Operator policy merged over bulwark's defaults; empty for the defaults."
+}
+
+variable "bulwark_binary" {
+  type        = string
+  description = "Static bulwark binary for linux/amd64."
+}
+
+variable "transferd_binary" {
+  type        = string
+  description = "Static transferd binary for linux/amd64."
+}
+
+variable "output_dir" {
+  type    = string
+  default = "out/debian-12"
+}
+
+# Outside output_dir on purpose: Packer deletes output_dir when a build
+# fails, and a failed verify's report is exactly what must survive.
+variable "results_dir" {
+  type    = string
+  default = "out/debian-12-results"
+}
+
+variable "vm_name" {
+  type    = string
+  default = "bulwark-debian-12"
+}
+
+data "bulwark-policy" "appliance" {
+  policy_file = var.policy_file
+}
+
+locals {
+  image       = "${var.output_dir}/${var.vm_name}.${var.format}"
+  results_dir = var.results_dir
+  # Direct kernel boot only when a kernel is given; an empty initrd is left out.
+  direct_boot = var.kernel == "" ? [] : concat(
+    [["-kernel", var.kernel], ["-append", var.kernel_append]],
+    var.initrd == "" ? [] : [["-initrd", var.initrd]],
+  )
+}
+
+source "qemu" "debian" {
+  iso_url          = var.base_image
+  iso_checksum     = var.base_image_checksum
+  disk_image       = true
+  use_backing_file = false
+  disk_size        = "${data.bulwark-policy.appliance.disk_size_gib}G"
+  format           = var.format
+  accelerator      = var.accelerator
+  headless         = true
+  memory           = var.memory
+  cpus             = var.cpus
+  net_device       = var.net_device
+  disk_interface   = var.disk_interface
+  qemuargs         = local.direct_boot
+  output_directory = var.output_dir
+  vm_name          = "${var.vm_name}.${var.format}"
+
+  communicator         = "ssh"
+  ssh_username         = "root"
+  ssh_private_key_file = var.ssh_private_key_file
+  # TCG boots take minutes; Packer's 5-minute default is too short.
+  ssh_timeout      = "30m"
+  shutdown_command = "systemctl poweroff"
+  shutdown_timeout = "10m"
+}
+
+build {
+  sources = ["source.qemu.debian"]
+
+  provisioner "bulwark-harden" {
+    bulwark_binary   = var.bulwark_binary
+    transferd_binary = var.transferd_binary
+    policy_file      = var.policy_file
+    results_dir      = local.results_dir
+    remove_build_key = var.build_public_key
+  }
+
+  post-processor "bulwark-evidence" {
+    results_file = "${local.results_dir}/results.json"
+    policy_file  = var.policy_file
+    base_image   = var.base_image
+    output_dir   = "${var.output_dir}/evidence"
+  }
+
+  # Hypervisors (VMware, ESXi) take VMDK; the qcow2/raw stays the artifact.
+  post-processor "shell-local" {
+    inline = var.vmdk ? [
+      "qemu-img convert -O vmdk -o subformat=streamOptimized '${local.image}' '${var.output_dir}/${var.vm_name}.vmdk'",
+      "echo 'VMDK: ${var.output_dir}/${var.vm_name}.vmdk'",
+    ] : ["true"]
+  }
+}

@@ -1,0 +1,173 @@
+// Package qemu boots disk images under QEMU (TCG: the build machines have no
+// KVM) with user networking and an SSH build key, runs commands in the guest
+// and always cleans up. Start/Close is the context-based API (bulwark e2e,
+// the Pulumi local target); Boot wraps it for tests.
+package qemu
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options describe one guest.
+type Options struct {
+	Disk    string // boot disk (qcow2 or raw, by file extension); attached first as /dev/vda
+	Kernel  string // direct kernel boot; empty boots the disk's own bootloader
+	Initrd  string
+	Cmdline string
+	// ExtraDisks are attached after the boot disk (/dev/vdb, /dev/vdc …) and
+	// are NOT snapshotted: what the guest writes there stays, so a data
+	// volume survives a QEMU restart.
+	ExtraDisks []string
+	Memory     int // MiB; default 1024
+	CPUs       int // default 2
+	// Forward lists guest TCP ports to reach from the host besides SSH (22,
+	// always forwarded); free host ports are allocated at Start.
+	Forward []int
+	// Snapshot keeps the boot disk unchanged (writes go to a temp overlay).
+	// Default true; set NoSnapshot to write through.
+	NoSnapshot bool
+	// Machine is the QEMU machine type; default q35.
+	Machine string
+	// Binary is the QEMU executable; default qemu-system-x86_64.
+	Binary string
+	// Accel is "tcg" (default) or "kvm" when /dev/kvm exists.
+	Accel string
+
+	// User and Signer log in over SSH (default user root); Signer is the
+	// build key whose public half is in the image's authorized_keys.
+	User   string
+	Signer BuildKey
+	// HostKey pins the guest's SSH host key (authorized_keys form, as
+	// base.Disk.HostKey gives); empty accepts any key, which is only
+	// acceptable because the guest is reached over loopback.
+	HostKey string
+	// BootTimeout bounds the wait for SSH after start and after reboot;
+	// default 5 minutes (TCG boots take 25–60 s on 2 cores).
+	BootTimeout time.Duration
+	// WorkDir holds the console log and overlay; default a new temp dir,
+	// removed by Close.
+	WorkDir string
+}
+
+const (
+	defaultMemory      = 1024
+	defaultCPUs        = 2
+	defaultBootTimeout = 5 * time.Minute
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Disk == "" {
+		return o, fmt.Errorf("qemu: Options.Disk is empty")
+	}
+	if o.Kernel == "" && (o.Initrd != "" || o.Cmdline != "") {
+		return o, fmt.Errorf("qemu: Initrd/Cmdline given without Kernel")
+	}
+	if o.Memory == 0 {
+		o.Memory = defaultMemory
+	}
+	if o.CPUs == 0 {
+		o.CPUs = defaultCPUs
+	}
+	if o.Machine == "" {
+		o.Machine = "q35"
+	}
+	if o.Binary == "" {
+		o.Binary = "qemu-system-x86_64"
+	}
+	if o.Accel == "" {
+		o.Accel = "tcg"
+	}
+	if o.User == "" {
+		o.User = "root"
+	}
+	if o.BootTimeout == 0 {
+		o.BootTimeout = defaultBootTimeout
+	}
+	for _, p := range o.Forward {
+		if p <= 0 || p > 65535 {
+			return o, fmt.Errorf("qemu: Forward port %d out of range", p)
+		}
+	}
+	return o, nil
+}
+
+// Plan is what Start decided at run time: where the console goes and which
+// host port each guest port is forwarded from.
+type Plan struct {
+	ConsoleLog string
+	Ports      map[int]int // guest port -> host port (127.0.0.1)
+}
+
+// Args builds the QEMU command line. It is pure so it can be table-tested;
+// Start supplies the Plan. Options must already carry their defaults.
+func Args(o Options, p Plan) []string {
+	accel := "tcg,thread=multi"
+	if o.Accel != "tcg" {
+		accel = o.Accel
+	}
+	a := []string{
+		"-nodefaults", "-no-user-config",
+		"-machine", o.Machine, "-accel", accel, "-cpu", "max",
+		"-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.Memory),
+		"-display", "none", "-monitor", "none",
+		"-serial", "file:" + p.ConsoleLog,
+	}
+	if o.Kernel != "" {
+		a = append(a, "-kernel", o.Kernel)
+		if o.Initrd != "" {
+			a = append(a, "-initrd", o.Initrd)
+		}
+		if o.Cmdline != "" {
+			a = append(a, "-append", o.Cmdline)
+		}
+	}
+	a = append(a, "-drive", drive(o.Disk, "disk0", !o.NoSnapshot))
+	for i, d := range o.ExtraDisks {
+		a = append(a, "-drive", drive(d, fmt.Sprintf("disk%d", i+1), false))
+	}
+	a = append(a,
+		"-netdev", "user,id=net0"+hostfwd(p.Ports),
+		"-device", "virtio-net-pci,netdev=net0",
+		// Entropy from the host so sshd and the kernel RNG do not stall
+		// early boot under TCG.
+		"-device", "virtio-rng-pci",
+	)
+	return a
+}
+
+func drive(path, id string, snapshot bool) string {
+	s := "file=" + escapeOpt(path) + ",if=virtio,id=" + id + ",format=" + diskFormat(path)
+	if snapshot {
+		s += ",snapshot=on"
+	}
+	return s
+}
+
+// diskFormat is decided by extension so QEMU never probes a raw image
+// (probing raw is refused for writes and is a known footgun).
+func diskFormat(path string) string {
+	if strings.HasSuffix(path, ".qcow2") {
+		return "qcow2"
+	}
+	return "raw"
+}
+
+// escapeOpt doubles commas, QEMU's option-value escape.
+func escapeOpt(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+func hostfwd(ports map[int]int) string {
+	guest := make([]int, 0, len(ports))
+	for g := range ports {
+		guest = append(guest, g)
+	}
+	sort.Ints(guest)
+	var b strings.Builder
+	for _, g := range guest {
+		fmt.Fprintf(&b, ",hostfwd=tcp:127.0.0.1:%d-:%d", ports[g], g)
+	}
+	return b.String()
+}

@@ -1,0 +1,140 @@
+//go:build linux
+
+package qemu
+
+import (
+	"context"
+	"time"
+
+	"flag"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func TestArgs(t *testing.T) {
+	plan := Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{22: 40022}}
+	tests := []struct {
+		name string
+		opts Options
+		plan Plan
+	}{
+		{"direct-kernel", Options{Disk: "/c/d.qcow2", Kernel: "/c/vmlinuz", Initrd: "/c/initrd", Cmdline: "root=/dev/vda1 console=ttyS0"}, plan},
+		{"extra-disks-and-ports", Options{Disk: "/c/d.qcow2", ExtraDisks: []string{"/w/data.raw", "/w/b,c.qcow2"}, Memory: 2048, CPUs: 1},
+			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{443: 40443, 22: 40022, 80: 40080}}},
+		{"no-snapshot-kvm-pc", Options{Disk: "/c/d.raw", NoSnapshot: true, Accel: "kvm", Machine: "pc"}, plan},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := tc.opts.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Join(Args(o, tc.plan), "\n") + "\n"
+			golden(t, filepath.Join("testdata", tc.name+".golden"), got)
+		})
+	}
+}
+
+func golden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (run with -update to accept):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestOptionsRejectBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no-disk", Options{}, "Options.Disk is empty"},
+		{"initrd-without-kernel", Options{Disk: "d", Initrd: "i"}, "without Kernel"},
+		{"bad-port", Options{Disk: "d", Forward: []int{70000}}, "Forward port 70000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.opts.withDefaults()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestShellQuote(t *testing.T) {
+	tests := map[string]string{
+		"plain":         "'plain'",
+		"it's":          `'it'\''s'`,
+		"a b; rm -rf /": "'a b; rm -rf /'",
+	}
+	for in, want := range tests {
+		if got := ShellQuote(in); got != want {
+			t.Errorf("ShellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestLoadOrCreateKeyIsStable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys", "build")
+	a, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreateKey(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Authorized != b.Authorized || !strings.HasPrefix(a.Authorized, "ssh-ed25519 ") {
+		t.Fatalf("key changed or wrong type: %q vs %q", a.Authorized, b.Authorized)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("key mode %o, want 600", st.Mode().Perm())
+	}
+	if err := os.WriteFile(path, []byte("garbage"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadOrCreateKey(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("corrupt key: err = %v, want one naming %s", err, path)
+	}
+}
+
+// TestStartReportsQEMUFailure needs only the QEMU binary: a missing disk
+// makes QEMU exit at once, and Start must say so with QEMU's own message
+// instead of waiting out the boot timeout.
+func TestStartReportsQEMUFailure(t *testing.T) {
+	testutil.RequireTools(t, "qemu-system-x86_64")
+	key, err := LoadOrCreateKey(filepath.Join(t.TempDir(), "k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "no-such-disk.qcow2")
+	// The error text tells "QEMU exited" from "timed out", so no clock is
+	// needed to show Start did not wait out BootTimeout.
+	g, err := Start(context.Background(), Options{Disk: missing, Signer: key, BootTimeout: time.Minute})
+	if err == nil {
+		g.Close()
+		t.Fatal("Start succeeded with a missing disk")
+	}
+	if !strings.Contains(err.Error(), "exited before SSH") || !strings.Contains(err.Error(), "no-such-disk.qcow2") {
+		t.Errorf("err = %v, want QEMU's exit and the disk named", err)
+	}
+}

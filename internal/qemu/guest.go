@@ -1,0 +1,329 @@
+//go:build linux
+
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// probeTimeout bounds one readiness probe; the loop retries until the
+// boot timeout.
+const probeTimeout = 30 * time.Second
+
+// Guest is one running QEMU process and an SSH connection into it.
+type Guest struct {
+	opts    Options
+	plan    Plan
+	workDir string
+	ownDir  bool
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the QEMU process has exited
+	exitErr error
+
+	mu      sync.Mutex
+	conn    *sshConn
+	console string // console log saved by Close, after WorkDir is gone
+	closed  bool
+	// BootTime is how long the first boot took from QEMU start to SSH.
+	BootTime time.Duration
+}
+
+// Start boots a guest and returns once SSH answers with the build key, or
+// an error carrying the console log's tail. The caller must Close it.
+func Start(ctx context.Context, opts Options) (*Guest, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Signer.Signer == nil {
+		return nil, fmt.Errorf("qemu: Options.Signer has no key (use LoadOrCreateKey)")
+	}
+	if _, err := exec.LookPath(opts.Binary); err != nil {
+		return nil, fmt.Errorf("qemu: %s not on PATH: %w", opts.Binary, err)
+	}
+	g := &Guest{opts: opts, workDir: opts.WorkDir, exited: make(chan struct{})}
+	if g.workDir == "" {
+		if g.workDir, err = os.MkdirTemp("", "bulwark-qemu-"); err != nil {
+			return nil, fmt.Errorf("qemu: work dir: %w", err)
+		}
+		g.ownDir = true
+	}
+	if g.plan, err = makePlan(g.workDir, opts.Forward); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if err := g.launch(); err != nil {
+		g.Close()
+		return nil, err
+	}
+	start := time.Now()
+	if err := g.waitSSH(ctx, ""); err != nil {
+		g.Close()
+		return nil, err
+	}
+	g.BootTime = time.Since(start)
+	return g, nil
+}
+
+func makePlan(dir string, forward []int) (Plan, error) {
+	p := Plan{ConsoleLog: dir + "/console.log", Ports: map[int]int{}}
+	for _, guest := range append([]int{22}, forward...) {
+		if _, dup := p.Ports[guest]; dup {
+			continue
+		}
+		host, err := freePort()
+		if err != nil {
+			return p, err
+		}
+		p.Ports[guest] = host
+	}
+	return p, nil
+}
+
+// freePort asks the kernel for an unused loopback port. Another process
+// could take it before QEMU binds it; QEMU then fails to start and says so.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("qemu: allocate host port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (g *Guest) launch() error {
+	args := Args(g.opts, g.plan)
+	g.cmd = exec.Command(g.opts.Binary, args...)
+	stderr, err := os.Create(g.workDir + "/qemu.stderr")
+	if err != nil {
+		return fmt.Errorf("qemu: stderr file: %w", err)
+	}
+	g.cmd.Stdout, g.cmd.Stderr = stderr, stderr
+	// Own process group so Close can kill anything QEMU spawned; Pdeathsig
+	// so a crashed test binary does not leave a guest running.
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := g.cmd.Start(); err != nil {
+		stderr.Close()
+		return fmt.Errorf("qemu: start %s: %w", g.opts.Binary, err)
+	}
+	go func() {
+		g.exitErr = g.cmd.Wait()
+		stderr.Close()
+		close(g.exited)
+	}()
+	return nil
+}
+
+// waitSSH polls until a login works. With user networking the host port
+// accepts connections before the guest listens, so only a completed SSH
+// handshake counts. notBoot, when set, rejects a guest whose boot_id still
+// equals it (the old boot answering before a reboot took effect).
+func (g *Guest) waitSSH(ctx context.Context, notBoot string) error {
+	ctx, cancel := context.WithTimeout(ctx, g.opts.BootTimeout)
+	defer cancel()
+	var last error
+	for {
+		c, err := g.probe(ctx, notBoot)
+		if err == nil {
+			g.setConn(c)
+			return nil
+		}
+		last = err
+		// sshd answered and refused the key: waiting will not change that.
+		if err != nil && strings.Contains(err.Error(), "unable to authenticate") {
+			return fmt.Errorf("qemu: guest refused the build key as %s: %w", g.opts.User, err)
+		}
+		select {
+		case <-g.exited:
+			return fmt.Errorf("qemu: exited before SSH was ready (%v): %s\n%s", g.exitErr, g.stderrTail(), g.ConsoleTail(40))
+		case <-ctx.Done():
+			return fmt.Errorf("qemu: no SSH on %s within %s (last: %v); console tail:\n%s", g.addr(), g.opts.BootTimeout, last, g.ConsoleTail(40))
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// probe logs in and checks the boot; it returns a connection only when
+// the guest is ready.
+func (g *Guest) probe(ctx context.Context, notBoot string) (*sshConn, error) {
+	c, err := dialSSH(ctx, g.addr(), g.opts)
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := g.freshBoot(ctx, c, notBoot); !ok {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// freshBoot also proves a command runs: a login alone is not readiness
+// (early in boot sshd can accept the key and then not open a session).
+func (g *Guest) freshBoot(ctx context.Context, c *sshConn, notBoot string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	r, err := c.run(ctx, "cat /proc/sys/kernel/random/boot_id", nil, nil)
+	if err != nil {
+		return false, err
+	}
+	if notBoot != "" && strings.TrimSpace(r.Stdout) == notBoot {
+		return false, errors.New("guest has not rebooted yet")
+	}
+	return true, nil
+}
+
+func (g *Guest) addr() string {
+	return fmt.Sprintf("127.0.0.1:%d", g.plan.Ports[22])
+}
+
+func (g *Guest) setConn(c *sshConn) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conn != nil {
+		g.conn.close()
+	}
+	g.conn = c
+}
+
+func (g *Guest) ssh() (*sshConn, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.conn == nil {
+		return nil, errors.New("qemu: guest has no SSH connection (closed or shut down)")
+	}
+	return g.conn, nil
+}
+
+// ForwardedPort is the host port (on 127.0.0.1) forwarded to guestPort, or
+// 0 when guestPort was not in Options.Forward (22 always is).
+func (g *Guest) ForwardedPort(guestPort int) int { return g.plan.Ports[guestPort] }
+
+// Reboot reboots the guest inside the same QEMU process (so the snapshot
+// overlay and extra disks keep their content) and waits for SSH from the
+// new boot.
+func (g *Guest) Reboot(ctx context.Context) error {
+	c, err := g.ssh()
+	if err != nil {
+		return err
+	}
+	r, err := c.run(ctx, "cat /proc/sys/kernel/random/boot_id", nil, nil)
+	if err != nil {
+		return fmt.Errorf("qemu: reboot: read boot_id: %w", err)
+	}
+	// The connection dies with the guest's sshd; the error is expected.
+	fireAndForget(ctx, c, "systemctl reboot")
+	g.setConn(nil)
+	if err := g.waitSSH(ctx, strings.TrimSpace(r.Stdout)); err != nil {
+		return fmt.Errorf("qemu: reboot: %w", err)
+	}
+	return nil
+}
+
+// Shutdown powers the guest off and waits (bounded by ctx) for QEMU to exit.
+func (g *Guest) Shutdown(ctx context.Context) error {
+	c, err := g.ssh()
+	if err != nil {
+		return err
+	}
+	fireAndForget(ctx, c, "systemctl poweroff")
+	g.setConn(nil)
+	select {
+	case <-g.exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("qemu: shutdown: QEMU still running: %w; console tail:\n%s", ctx.Err(), g.ConsoleTail(20))
+	}
+}
+
+// fireAndForget runs a command that takes the guest (and so the SSH
+// connection) down: its result is meaningless, and the wait is bounded in
+// case the dying guest never closes the connection.
+func fireAndForget(ctx context.Context, c *sshConn, cmd string) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, _ = c.run(ctx, cmd, nil, nil)
+}
+
+// Exited reports whether the QEMU process has ended.
+func (g *Guest) Exited() bool {
+	select {
+	case <-g.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Pid is the QEMU process id (0 before start).
+func (g *Guest) Pid() int {
+	if g.cmd == nil || g.cmd.Process == nil {
+		return 0
+	}
+	return g.cmd.Process.Pid
+}
+
+// ConsoleLog is the guest's serial console so far (the whole boot).
+func (g *Guest) ConsoleLog() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return g.console
+	}
+	data, _ := os.ReadFile(g.plan.ConsoleLog) // absent before QEMU opened it
+	return string(data)
+}
+
+// ConsoleTail is the last n lines of the console log.
+func (g *Guest) ConsoleTail(n int) string { return lastLines(g.ConsoleLog(), n) }
+
+func (g *Guest) stderrTail() string {
+	data, _ := os.ReadFile(g.workDir + "/qemu.stderr")
+	return lastLines(string(data), 20)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Close kills QEMU's whole process group if it still runs, waits for it,
+// keeps the console log in memory and removes the work dir it created.
+// It is safe to call more than once.
+func (g *Guest) Close() error {
+	g.setConn(nil)
+	var errs []error
+	if g.cmd != nil && g.cmd.Process != nil && !g.Exited() {
+		if err := syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			errs = append(errs, fmt.Errorf("qemu: kill %d: %w", g.cmd.Process.Pid, err))
+		}
+		select {
+		case <-g.exited:
+		case <-time.After(30 * time.Second):
+			errs = append(errs, fmt.Errorf("qemu: process %d did not exit after SIGKILL", g.cmd.Process.Pid))
+		}
+	}
+	console := g.ConsoleLog()
+	g.mu.Lock()
+	if !g.closed {
+		g.console, g.closed = console, true
+	}
+	g.mu.Unlock()
+	if g.ownDir {
+		if err := os.RemoveAll(g.workDir); err != nil {
+			errs = append(errs, fmt.Errorf("qemu: remove %s: %w", g.workDir, err))
+		}
+	}
+	return errors.Join(errs...)
+}

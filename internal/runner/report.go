@@ -1,0 +1,105 @@
+package runner
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// WriteApply prints one line per change, grouped by control, and a
+// summary; a run that changed nothing says so.
+func WriteApply(w io.Writer, rep ApplyReport, dryRun bool) error {
+	verb := "changed"
+	if dryRun {
+		verb = "would change"
+	}
+	n := 0
+	for _, c := range rep.Controls {
+		for _, ch := range c.Changes {
+			n++
+			if _, err := fmt.Fprintf(w, "%s: %s\n", c.ID, changeLine(ch)); err != nil {
+				return err
+			}
+		}
+	}
+	var err error
+	if n == 0 {
+		_, err = fmt.Fprintf(w, "no changes: %d controls already converged\n", len(rep.Controls))
+	} else {
+		_, err = fmt.Fprintf(w, "%s %d things in %d of %d controls\n", verb, n, rep.Changed(), len(rep.Controls))
+	}
+	return err
+}
+
+// changeLine reads "write /etc/x (412 bytes, mode 0600)" or
+// "exec: create group …".
+func changeLine(c host.Change) string {
+	if c.Path == "" {
+		return c.String()
+	}
+	return c.Action + " " + c.Path + " (" + c.Detail + ")"
+}
+
+// WriteText is the human table: one row per finding, then a summary line.
+func WriteText(w io.Writer, r provision.Results) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATUS\tCONTROL\tPROPERTY\tEXPECTED\tACTUAL\tEVIDENCE")
+	for _, f := range r.Findings {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", strings.ToUpper(string(f.Status)), f.ControlID,
+			f.Property, clip(f.Expected), clip(f.Actual), clip(evidence(f)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, f := range r.Findings {
+		if f.Status == provision.Fail {
+			fmt.Fprintf(w, "FAIL %s %s: %s (%s)\n", f.ControlID, f.Property, f.Reason, evidence(f))
+		}
+	}
+	_, err := fmt.Fprintln(w, Summary(r))
+	return err
+}
+
+// Summary is the one-line verdict.
+func Summary(r provision.Results) string {
+	count := map[provision.Status]int{}
+	for _, f := range r.Findings {
+		count[f.Status]++
+	}
+	verdict := "PASS"
+	if r.Failed() {
+		verdict = "FAIL"
+	}
+	return fmt.Sprintf("%s: %d findings: %d pass, %d fail, %d warn, %d not-applicable (target %s, policy sha256 %.12s)",
+		verdict, len(r.Findings), count[provision.Pass], count[provision.Fail], count[provision.Warn],
+		count[provision.NotApplicable], r.Target, r.PolicyHash)
+}
+
+func evidence(f provision.Finding) string {
+	var parts []string
+	for _, e := range f.Evidence {
+		parts = append(parts, e.Source+": "+e.Read)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// clip keeps table cells on one line of reasonable width; JSON has it all.
+func clip(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
+}
+
+// WriteJSON writes the results indented, as `bulwark evidence` reads them.
+func WriteJSON(w io.Writer, r provision.Results) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}

@@ -1,0 +1,91 @@
+package all
+
+import (
+	"testing"
+
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/policies/frameworks"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// TestRegistry holds every family to the contract the CLI, the verifier and
+// the evidence writers rely on: named families, every control with an ID
+// and a title, IDs unique across families, and every framework row a
+// control names present in the catalogues. It is trivially true while no
+// family is registered and bites as families land.
+func TestRegistry(t *testing.T) {
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatalf("default policy: %v", err)
+	}
+	cats, err := frameworks.Load()
+	if err != nil {
+		t.Fatalf("catalogues: %v", err)
+	}
+	families := map[string]bool{}
+	owner := map[string]string{} // control ID -> family
+	for _, f := range Families() {
+		if f.Name == "" || f.Controls == nil {
+			t.Errorf("family %q: needs a Name and a Controls constructor", f.Name)
+			continue
+		}
+		if families[f.Name] {
+			t.Errorf("family %q is registered twice", f.Name)
+		}
+		families[f.Name] = true
+		for _, c := range f.Controls(p) {
+			checkControl(t, f.Name, c, cats, owner)
+		}
+	}
+}
+
+func checkControl(t *testing.T, family string, c provision.Control, cats []*frameworks.Catalogue, owner map[string]string) {
+	t.Helper()
+	id := c.ID()
+	switch {
+	case id == "":
+		t.Errorf("family %s: a control has an empty ID (title %q)", family, c.Title())
+		return
+	case c.Title() == "":
+		t.Errorf("control %s (family %s): empty title", id, family)
+	}
+	if other, dup := owner[id]; dup {
+		t.Errorf("control ID %s is used by family %s and family %s", id, other, family)
+	}
+	owner[id] = family
+	for _, key := range c.Rows() {
+		if _, _, ok := frameworks.Lookup(cats, key); !ok {
+			t.Errorf("control %s names row %q, which no catalogue holds (want e.g. SOC2:CC6, SOX:Network Security)", id, key)
+		}
+	}
+}
+
+// TestControlsHonoursPolicy: Controls returns every registered control by
+// default, and a control the policy disables is left out.
+func TestControlsHonoursPolicy(t *testing.T) {
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var registered int
+	for _, f := range Families() {
+		registered += len(f.Controls(p))
+	}
+	got := Controls(p)
+	if len(got) != registered {
+		t.Fatalf("default policy: %d controls, want all %d registered", len(got), registered)
+	}
+	if len(got) == 0 {
+		return // nothing registered yet
+	}
+	off := got[0].ID()
+	p.Controls.Disabled = []string{off}
+	for _, c := range Controls(p) {
+		if c.ID() == off {
+			t.Errorf("control %s was disabled by the policy but still listed", off)
+		}
+	}
+	if n := len(Controls(p)); n != registered-1 {
+		t.Errorf("disabling one control left %d of %d", n, registered)
+	}
+}

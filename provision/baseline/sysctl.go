@@ -1,0 +1,228 @@
+package baseline
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// SysctlFile is the drop-in baseline.sysctl owns.
+const SysctlFile = "/etc/sysctl.d/60-bulwark.conf"
+
+// sysctlDirs are read by systemd-sysctl at boot, in this priority: a file
+// name in an earlier directory hides the same name in later ones.
+var sysctlDirs = []string{"/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d"}
+
+var sysctlKey = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
+
+// Sysctl is the control baseline.sysctl: kernel network and information-leak
+// parameters from policy baseline.sysctl.
+type Sysctl struct{ Values map[string]string }
+
+var sysctlMeta = meta{
+	id:    "baseline.sysctl",
+	title: "Kernel parameters: no redirects or source routing, reverse-path filter, restricted kernel pointers",
+	rows:  []string{"SOC2:CC6", "SOC2:CC7", "SOX:Vulnerability Management"},
+}
+
+func (s *Sysctl) ID() string     { return sysctlMeta.id }
+func (s *Sysctl) Title() string  { return sysctlMeta.title }
+func (s *Sysctl) Rows() []string { return sysctlMeta.rows }
+func (s *Sysctl) keys() []string {
+	k := make([]string, 0, len(s.Values))
+	for key := range s.Values {
+		k = append(k, key)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// Render is the drop-in's content, sorted so it is stable.
+func (s *Sysctl) Render() []byte {
+	var b strings.Builder
+	b.WriteString("# Written by bulwark (control baseline.sysctl) from the appliance policy.\n")
+	for _, k := range s.keys() {
+		fmt.Fprintf(&b, "%s = %s\n", k, s.Values[k])
+	}
+	return []byte(b.String())
+}
+
+func (s *Sysctl) validate() error {
+	for _, k := range s.keys() {
+		v := s.Values[k]
+		if !sysctlKey.MatchString(k) {
+			return fmt.Errorf("baseline.sysctl: policy baseline.sysctl key %q is not a sysctl name (want e.g. net.ipv4.tcp_syncookies)", k)
+		}
+		if v == "" || strings.ContainsAny(v, "\n\r") {
+			return fmt.Errorf("baseline.sysctl: policy baseline.sysctl.%s: value %q must be one non-empty line", k, v)
+		}
+	}
+	return nil
+}
+
+// Apply writes the drop-in; on the live system it also loads it, so the
+// running kernel matches without a reboot.
+func (s *Sysctl) Apply(ctx context.Context, h host.Host) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	before := len(h.Changes())
+	if err := h.WriteFile(SysctlFile, s.Render(), 0o644); err != nil {
+		return wrap(s.ID(), "write "+SysctlFile, err)
+	}
+	if h.Live() && len(h.Changes()) > before {
+		return wrap(s.ID(), "load "+SysctlFile, h.Exec(ctx, "load "+SysctlFile+" into the running kernel", "sysctl", "-p", SysctlFile))
+	}
+	return nil
+}
+
+// Verify checks the file, then each key's effective boot-time value (the
+// last assignment across all sysctl.d files, as systemd-sysctl applies
+// them), and live also the running kernel's /proc/sys value.
+func (s *Sysctl) Verify(ctx context.Context, h host.Host) []provision.Finding {
+	start := time.Now()
+	out := []provision.Finding{fileFinding(sysctlMeta, h, SysctlFile, s.Render())}
+	eff, err := effectiveSysctl(h)
+	for _, k := range s.keys() {
+		out = append(out, checkSysctl(sysctlMeta, h, eff, err, k, s.Values[k]))
+	}
+	for i := range out {
+		out[i].Duration = time.Since(start)
+	}
+	return out
+}
+
+// checkSysctl is one key: boot-time value, and live the running value.
+func checkSysctl(m meta, h host.Host, eff sysctlState, effErr error, key, want string) provision.Finding {
+	f := m.finding(key, want)
+	if effErr != nil {
+		return fail(f, "unreadable", effErr.Error(), provision.Evidence{Source: "sysctl.d", Read: effErr.Error()})
+	}
+	a, ok := eff.lookup(key)
+	if !ok {
+		return fail(f, "unset", "no sysctl.d file sets "+key, provision.Evidence{Source: strings.Join(sysctlDirs, ", "), Read: key + " not set"})
+	}
+	ev := []provision.Evidence{{Source: a.file, Read: key + " = " + a.value}}
+	if a.value != want {
+		return fail(f, a.value, "boot-time value differs from the policy (set last by "+a.file+")", ev...)
+	}
+	if !h.Live() {
+		return pass(f, a.value, ev...)
+	}
+	proc := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	b, err := h.ReadFile(proc)
+	if err != nil {
+		return fail(f, "unreadable", err.Error(), append(ev, provision.Evidence{Source: proc, Read: err.Error()})...)
+	}
+	run := strings.Join(strings.Fields(string(b)), " ")
+	ev = append(ev, provision.Evidence{Source: proc, Read: run})
+	if run != want {
+		return fail(f, run, "running kernel differs from the policy", ev...)
+	}
+	return pass(f, run, ev...)
+}
+
+type assignment struct{ value, file string }
+
+// sysctlState is every assignment systemd-sysctl would make at boot.
+// Explicit keys win over glob patterns ("net.ipv4.conf.*.rp_filter")
+// whatever their order, as systemd-sysctl does; among globs the last wins.
+type sysctlState struct {
+	explicit map[string]assignment
+	globs    []globAssignment
+}
+
+type globAssignment struct {
+	pattern string
+	assignment
+}
+
+func (s sysctlState) lookup(key string) (assignment, bool) {
+	if a, ok := s.explicit[key]; ok {
+		return a, true
+	}
+	for i := len(s.globs) - 1; i >= 0; i-- {
+		if ok, _ := path.Match(s.globs[i].pattern, key); ok {
+			return s.globs[i].assignment, true
+		}
+	}
+	return assignment{}, false
+}
+
+// effectiveSysctl replays every sysctl.d file in systemd-sysctl's order:
+// all file names sorted, the first directory's copy of a name winning, and
+// a later assignment of a key overriding an earlier one.
+func effectiveSysctl(h host.Host) (sysctlState, error) {
+	files := map[string]string{} // base name -> target path
+	for _, d := range sysctlDirs {
+		ents, err := os.ReadDir(filepath.Join(h.Root(), d))
+		if err != nil {
+			continue // a missing directory sets nothing
+		}
+		for _, e := range ents {
+			if _, seen := files[e.Name()]; !seen && strings.HasSuffix(e.Name(), ".conf") {
+				files[e.Name()] = d + "/" + e.Name()
+			}
+		}
+	}
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	st := sysctlState{explicit: map[string]assignment{}}
+	for _, n := range names {
+		b, err := readInRoot(h, files[n])
+		if err != nil {
+			return st, fmt.Errorf("read %s: %w", files[n], err)
+		}
+		st.add(string(b), files[n])
+	}
+	return st, nil
+}
+
+func (s *sysctlState) add(content, file string) {
+	for _, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		// "-key" only means "ignore errors"; "a/b" is the same key as "a.b".
+		k = strings.TrimPrefix(strings.ReplaceAll(strings.TrimSpace(k), "/", "."), "-")
+		a := assignment{value: strings.TrimSpace(v), file: file}
+		if strings.ContainsAny(k, "*?[") {
+			s.globs = append(s.globs, globAssignment{k, a})
+			continue
+		}
+		s.explicit[k] = a
+	}
+}
+
+// readInRoot reads a file whose symlinks are resolved inside the root
+// (Debian's /etc/sysctl.d/99-sysctl.conf links to ../sysctl.conf).
+func readInRoot(h host.Host, p string) ([]byte, error) {
+	for i := 0; i < 8; i++ {
+		t, err := link(h, p)
+		if err != nil {
+			break // not a symlink
+		}
+		if !filepath.IsAbs(t) {
+			t = filepath.Join(filepath.Dir(p), t)
+		}
+		p = t
+	}
+	return h.ReadFile(p)
+}

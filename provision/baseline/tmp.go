@@ -1,0 +1,145 @@
+package baseline
+
+import (
+	"context"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// TmpUnit mounts a tmpfs on /tmp. A full unit in /etc/systemd/system (not
+// an fstab line) keeps fstab to the image pipeline and outranks the
+// distribution's own /usr/share/systemd/tmp.mount.
+const (
+	TmpUnit      = "/etc/systemd/system/tmp.mount"
+	tmpWantsLink = "/etc/systemd/system/local-fs.target.wants/tmp.mount"
+	tmpOptions   = "mode=1777,strictatime,nosuid,nodev,noexec,size=50%,nr_inodes=1m"
+)
+
+var tmpUnitContent = `# Written by bulwark (control baseline.tmp): nothing under /tmp may run.
+[Unit]
+Description=Temporary Directory /tmp (bulwark: noexec,nosuid,nodev)
+ConditionPathIsSymbolicLink=!/tmp
+DefaultDependencies=no
+Conflicts=umount.target
+Before=local-fs.target umount.target
+After=swap.target
+
+[Mount]
+What=tmpfs
+Where=/tmp
+Type=tmpfs
+Options=` + tmpOptions + `
+
+[Install]
+WantedBy=local-fs.target
+`
+
+var tmpMeta = meta{
+	id:    "baseline.tmp",
+	title: "/tmp is a tmpfs mounted noexec,nosuid,nodev",
+	rows:  []string{"SOC2:CC6", "SOC2:CC7"},
+}
+
+// Tmp is the control baseline.tmp (policy baseline.tmp_noexec).
+type Tmp struct{ Noexec bool }
+
+func (t *Tmp) ID() string     { return tmpMeta.id }
+func (t *Tmp) Title() string  { return tmpMeta.title }
+func (t *Tmp) Rows() []string { return tmpMeta.rows }
+
+// Apply writes and enables the unit. It is not started on a live system:
+// mounting over a busy /tmp would hide files processes hold open; it takes
+// effect at the next boot, and Verify says so until then.
+func (t *Tmp) Apply(ctx context.Context, h host.Host) error {
+	if !t.Noexec {
+		return nil
+	}
+	if err := h.WriteFile(TmpUnit, []byte(tmpUnitContent), 0o644); err != nil {
+		return wrap(t.ID(), "write "+TmpUnit, err)
+	}
+	ok, err := exists(h, tmpWantsLink)
+	if err != nil {
+		return wrap(t.ID(), "stat "+tmpWantsLink, err)
+	}
+	if ok {
+		return nil
+	}
+	return wrap(t.ID(), "enable tmp.mount", h.Exec(ctx, "enable tmp.mount (local-fs.target.wants)", "systemctl", "enable", "tmp.mount"))
+}
+
+// Verify checks the unit, its enablement, and live the mount itself.
+func (t *Tmp) Verify(ctx context.Context, h host.Host) []provision.Finding {
+	start := time.Now()
+	if !t.Noexec {
+		f := tmpMeta.finding("/tmp noexec", "noexec,nosuid,nodev")
+		f.Status, f.Actual, f.Reason = provision.NotApplicable, "not required", "policy baseline.tmp_noexec is false"
+		return []provision.Finding{f}
+	}
+	out := []provision.Finding{fileFinding(tmpMeta, h, TmpUnit, []byte(tmpUnitContent)), t.verifyEnabled(h)}
+	if h.Live() {
+		out = append(out, t.verifyMounted())
+	}
+	for i := range out {
+		out[i].Duration = time.Since(start)
+	}
+	return out
+}
+
+func (t *Tmp) verifyEnabled(h host.Host) provision.Finding {
+	f := tmpMeta.finding("tmp.mount enabled", "link "+tmpWantsLink)
+	target, err := link(h, tmpWantsLink)
+	if err != nil {
+		return fail(f, "not enabled", "tmp.mount is not wanted by local-fs.target; /tmp stays on the root disk", provision.Evidence{Source: tmpWantsLink, Read: err.Error()})
+	}
+	ev := provision.Evidence{Source: tmpWantsLink, Read: "-> " + target}
+	if target != TmpUnit {
+		return fail(f, "-> "+target, "enablement link points elsewhere", ev)
+	}
+	return pass(f, "enabled", ev)
+}
+
+// verifyMounted reads the running mount table.
+func (t *Tmp) verifyMounted() provision.Finding {
+	f := tmpMeta.finding("/tmp mount options", "tmpfs noexec,nosuid,nodev")
+	const src = "/proc/self/mounts"
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()})
+	}
+	line := tmpMountLine(string(b))
+	ev := provision.Evidence{Source: src, Read: line}
+	if line == "" {
+		return fail(f, "not mounted", "/tmp is not a mount point (a reboot applies tmp.mount)", ev)
+	}
+	for _, opt := range []string{"noexec", "nosuid", "nodev"} {
+		if !hasOpt(line, opt) {
+			return fail(f, line, "/tmp is mounted without "+opt, ev)
+		}
+	}
+	return pass(f, line, ev)
+}
+
+// tmpMountLine is the last (topmost) mount on /tmp.
+func tmpMountLine(mounts string) string {
+	var last string
+	for _, l := range strings.Split(mounts, "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && f[1] == "/tmp" {
+			last = l
+		}
+	}
+	return last
+}
+
+func hasOpt(line, opt string) bool {
+	f := strings.Fields(line)
+	for _, o := range strings.Split(f[3], ",") {
+		if o == opt {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,203 @@
+//go:build linux
+
+package tests
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// TestOfflineApplyVerify is issue 2's acceptance test, run as a user would:
+// build bulwark, harden a copy of the real Debian base tree, prove a second
+// apply changes nothing, verify passes, break controls by hand and see
+// verify fail naming the control and the evidence, and see a malformed
+// policy refused with exit 2 and nothing changed.
+func TestOfflineApplyVerify(t *testing.T) {
+	root := basetest.Copy(t)
+	bin := offBuildBulwark(t)
+	// The families this test proves; others (firewall, …) have their own
+	// acceptance tests and may need a live kernel.
+	const only = "ssh,baseline"
+
+	pristine := treeSum(t, root)
+	out, code := runBulwark(t, bin, "apply", "--root", root, "--only", only, "--dry-run")
+	if code != 0 || !strings.Contains(out, "would change") || treeSum(t, root) != pristine {
+		t.Fatalf("apply --dry-run: exit %d, want 0, \"would change\" and the tree untouched:\n%s", code, out)
+	}
+	out, code = runBulwark(t, bin, "apply", "--root", root, "--only", only)
+	if code != 0 || !strings.Contains(out, "ssh.daemon: write /etc/ssh/sshd_config.d/50-bulwark.conf (") ||
+		!strings.Contains(out, "baseline.sysctl: write /etc/sysctl.d/60-bulwark.conf (") {
+		t.Fatalf("first apply: exit %d, want 0 and changes listed per control:\n%s", code, out)
+	}
+	out, code = runBulwark(t, bin, "apply", "--root", root, "--only", only)
+	if code != 0 || !strings.Contains(out, "no changes: 5 controls already converged") {
+		t.Fatalf("second apply: exit %d, want 0 and \"no changes\":\n%s", code, out)
+	}
+	out, code = runBulwark(t, bin, "verify", "--root", root, "--only", only)
+	if code != 0 || !strings.HasPrefix(offLastLine(out), "PASS: ") {
+		t.Fatalf("verify after apply: exit %d, want 0 and PASS:\n%s", code, out)
+	}
+
+	tests := []struct {
+		name     string
+		break_   func(t *testing.T)
+		control  string
+		evidence string
+	}{
+		{"password login enabled in the drop-in", func(t *testing.T) {
+			offEdit(t, root, "/etc/ssh/sshd_config.d/50-bulwark.conf", "PasswordAuthentication no", "PasswordAuthentication yes")
+		}, "ssh.daemon", "passwordauthentication yes"},
+		{"sysctl file deleted", func(t *testing.T) {
+			if err := os.Remove(filepath.Join(root, "etc/sysctl.d/60-bulwark.conf")); err != nil {
+				t.Fatal(err)
+			}
+		}, "baseline.sysctl", "/etc/sysctl.d/60-bulwark.conf"},
+		{"sysctl value changed", func(t *testing.T) {
+			offEdit(t, root, "/etc/sysctl.d/60-bulwark.conf", "net.ipv4.tcp_syncookies = 1", "net.ipv4.tcp_syncookies = 0")
+		}, "baseline.sysctl", "net.ipv4.tcp_syncookies = 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.break_(t)
+			out, code := runBulwark(t, bin, "verify", "--root", root, "--only", only, "--format", "json")
+			if code != 1 {
+				t.Fatalf("verify of a broken tree: exit %d, want 1:\n%s", code, out)
+			}
+			var res provision.Results
+			// stdout (the JSON) comes first, then stderr's one-line verdict.
+			if err := json.NewDecoder(strings.NewReader(out)).Decode(&res); err != nil {
+				t.Fatalf("verify --format json: %v\n%s", err, out)
+			}
+			if !offFailedWith(res, tt.control, tt.evidence) {
+				t.Errorf("no failing %s finding with evidence %q in:\n%s", tt.control, tt.evidence, out)
+			}
+			if _, code := runBulwark(t, bin, "apply", "--root", root, "--only", only); code != 0 {
+				t.Fatal("repair apply failed")
+			}
+			if out, code := runBulwark(t, bin, "verify", "--root", root, "--only", only); code != 0 {
+				t.Fatalf("verify after repair: exit %d\n%s", code, out)
+			}
+		})
+	}
+
+	t.Run("malformed policy changes nothing", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(bad, []byte("ssh:\n  max_auth_tries: 3\n  no_such_key: true\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// Undo a control so an apply that went ahead would show.
+		offEdit(t, root, "/etc/ssh/sshd_config.d/50-bulwark.conf", "MaxAuthTries 3", "MaxAuthTries 9")
+		before := treeSum(t, root)
+		out, code := runBulwark(t, bin, "--policy", bad, "apply", "--root", root)
+		if code != 2 || !strings.Contains(out, bad+":3:3") || !strings.Contains(out, "no_such_key") {
+			t.Fatalf("apply with a malformed policy: exit %d, want 2 and %s:3:3 naming the field:\n%s", code, bad, out)
+		}
+		if after := treeSum(t, root); after != before {
+			t.Error("a malformed policy changed the rootfs")
+		}
+	})
+}
+
+func offBuildBulwark(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bulwark")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/bulwark-appliance/bulwark/cmd/bulwark")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build bulwark: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// run runs bulwark and returns its combined output and exit code.
+func runBulwark(t *testing.T, bin string, args ...string) (string, int) {
+	t.Helper()
+	var buf, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &buf, &stderr
+	err := cmd.Run()
+	buf.Write(stderr.Bytes())
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return buf.String(), 0
+	case errors.As(err, &ee):
+		return buf.String(), ee.ExitCode()
+	}
+	t.Fatalf("run bulwark %v: %v", args, err)
+	return "", -1
+}
+
+func offFailedWith(res provision.Results, control, evidence string) bool {
+	for _, f := range res.Findings {
+		if f.Status != provision.Fail || f.ControlID != control {
+			continue
+		}
+		for _, e := range f.Evidence {
+			if strings.Contains(e.Source+": "+e.Read, evidence) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func offLastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+func offEdit(t *testing.T, root, p, old, new string) {
+	t.Helper()
+	full := filepath.Join(root, p)
+	b, err := os.ReadFile(full)
+	if err != nil || !bytes.Contains(b, []byte(old)) {
+		t.Fatalf("%s does not contain %q (%v)", p, old, err)
+	}
+	st, _ := os.Stat(full)
+	if err := os.WriteFile(full, bytes.Replace(b, []byte(old), []byte(new), 1), st.Mode().Perm()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checksum hashes every path, mode and regular file's content under the
+// directories controls write to.
+func treeSum(t *testing.T, root string) string {
+	t.Helper()
+	h := sha256.New()
+	for _, d := range []string{"etc", "usr/lib/sysctl.d"} {
+		err := filepath.WalkDir(filepath.Join(root, d), func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := e.Info()
+			if err != nil {
+				return err
+			}
+			h.Write([]byte(p + info.Mode().String() + "\n"))
+			if info.Mode().IsRegular() {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return err
+				}
+				h.Write(b)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,160 @@
+//go:build linux
+
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/internal/version"
+)
+
+// packerEnv is a Packer installation confined to a temp dir: the pinned
+// ./bin/packer, the qemu plugin built from source and our plugin, both
+// installed with `packer plugins install --path`, so nothing downloads.
+type packerEnv struct {
+	root   string // repository root
+	packer string
+	env    []string
+	vars   []string // -var flags every template needs
+}
+
+func newPackerEnv(t *testing.T) *packerEnv {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	bin := filepath.Join(root, "bin")
+	for _, tool := range []string{"packer", "packer-plugin-qemu"} {
+		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
+			testutil.Skipf(t, "needs %s (make tools)", filepath.Join(bin, tool))
+		}
+	}
+	testutil.RequireTools(t, "go", "ssh-keygen")
+	tmp := t.TempDir()
+	e := &packerEnv{root: root, packer: filepath.Join(bin, "packer"), env: append(os.Environ(),
+		"PACKER_PLUGIN_PATH="+filepath.Join(tmp, "plugins"),
+		"PACKER_CONFIG_DIR="+filepath.Join(tmp, "config"),
+		"PACKER_CACHE_DIR="+filepath.Join(tmp, "cache"),
+		"CHECKPOINT_DISABLE=1",
+	)}
+	// Built as a release (no -dev): `packer init` skips pre-release plugins
+	// (Packer 1.11 command/init.go sets ReleasesOnly) and would then try to
+	// download ours; validate and build accept -dev.
+	plugin := filepath.Join(tmp, "packer-plugin-bulwark")
+	e.run(t, "go", "build", "-ldflags", "-X github.com/bulwark-appliance/bulwark/internal/version.Version="+releaseVersion,
+		"-o", plugin, "./cmd/packer-plugin-bulwark")
+	e.timed(t, "plugin install", func() {
+		e.run(t, e.packer, "plugins", "install", "--path", filepath.Join(bin, "packer-plugin-qemu"), "github.com/hashicorp/qemu")
+		e.run(t, e.packer, "plugins", "install", "--path", plugin, "github.com/bulwark-appliance/bulwark")
+	})
+	key := filepath.Join(tmp, "id_ed25519")
+	e.run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key)
+	// validate checks that the binaries exist, not what they are.
+	for _, f := range []string{"bulwark", "transferd"} {
+		if err := os.WriteFile(filepath.Join(tmp, f), []byte("placeholder"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.vars = []string{
+		"-var", "ssh_private_key_file=" + key, "-var", "build_public_key=" + key + ".pub",
+		"-var", "bulwark_binary=" + filepath.Join(tmp, "bulwark"), "-var", "transferd_binary=" + filepath.Join(tmp, "transferd"),
+	}
+	return e
+}
+
+func (e *packerEnv) cmd(name string, args ...string) *exec.Cmd {
+	c := exec.Command(name, args...)
+	c.Dir, c.Env = e.root, e.env
+	return c
+}
+
+func (e *packerEnv) run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := e.cmd(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (e *packerEnv) timed(t *testing.T, what string, f func()) {
+	start := time.Now()
+	f()
+	t.Logf("%s: %s", what, time.Since(start).Round(time.Millisecond))
+}
+
+// releaseVersion is internal/version.Version without its -dev suffix.
+var releaseVersion = strings.TrimSuffix(version.Version, "-dev")
+
+var templates = []struct {
+	file string
+	vars []string
+}{
+	{"images/debian-12.pkr.hcl", []string{"-var", "base_image=/var/cache/bulwark/base/debian-12.qcow2"}},
+	// The qemu plugin fetches a file: checksum while validating, and
+	// Canonical's SHA256SUMS is unreachable here.
+	{"images/ubuntu-24.04.pkr.hcl", []string{"-var", "cloud_image_checksum=none"}},
+}
+
+// TestPackerValidate runs `packer init` (which must find both plugins
+// installed, offline) and `packer validate -evaluate-datasources` on both
+// templates, so the bulwark-policy data source really loads the policy;
+// then shows that bad inputs fail. One plugin installation serves both.
+func TestPackerValidate(t *testing.T) {
+	e := newPackerEnv(t)
+	t.Run("valid", func(t *testing.T) { validTemplates(t, e) })
+	t.Run("rejects", func(t *testing.T) { rejectedInputs(t, e) })
+}
+
+func validTemplates(t *testing.T, e *packerEnv) {
+	for _, tpl := range templates {
+		t.Run(filepath.Base(tpl.file), func(t *testing.T) {
+			e.timed(t, "init", func() { e.run(t, e.packer, "init", tpl.file) })
+			args := append(append([]string{"validate", "-evaluate-datasources"}, e.vars...), tpl.vars...)
+			e.timed(t, "validate", func() {
+				if out := e.run(t, e.packer, append(args, tpl.file)...); !strings.Contains(out, "The configuration is valid") {
+					t.Errorf("packer validate %s:\n%s", tpl.file, out)
+				}
+			})
+		})
+	}
+}
+
+// rejectedInputs shows validate is not a rubber stamp: each bad input
+// fails and the message names what is wrong.
+func rejectedInputs(t *testing.T, e *packerEnv) {
+	badPolicy := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(badPolicy, []byte("baseline:\n  disk_size_gib: lots\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		vars []string
+		want string
+	}{
+		{"format", []string{"-var", "format=vdi"}, "format must be qcow2 or raw"},
+		{"accelerator", []string{"-var", "accelerator=fast"}, "accelerator must be one of"},
+		{"missing binary", []string{"-var", "bulwark_binary=/nonexistent/bulwark"}, "bulwark_binary"},
+		{"bad policy", []string{"-var", "policy_file=" + badPolicy}, badPolicy},
+	}
+	for _, tpl := range templates {
+		for _, tt := range tests {
+			t.Run(filepath.Base(tpl.file)+"/"+tt.name, func(t *testing.T) {
+				args := append(append(append([]string{"validate", "-evaluate-datasources"}, e.vars...), tpl.vars...), tt.vars...)
+				out, err := e.cmd(e.packer, append(args, tpl.file)...).CombinedOutput()
+				if err == nil {
+					t.Fatalf("packer validate accepted %v:\n%s", tt.vars, out)
+				}
+				if !strings.Contains(string(out), tt.want) {
+					t.Errorf("packer validate output does not mention %q:\n%s", tt.want, out)
+				}
+			})
+		}
+	}
+}

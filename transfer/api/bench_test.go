@@ -1,0 +1,177 @@
+//go:build linux
+
+package api
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/testsvc"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies"
+)
+
+var benchSize = flag.Int64("bench.size", 64<<20, "file size in bytes for the transfer benchmarks (1 GiB: 1073741824)")
+
+// benchFile writes a pseudo-random file of -bench.size bytes.
+func benchFile(b *testing.B) string {
+	p := filepath.Join(b.TempDir(), "bench.bin")
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{7}), *benchSize); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return p
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// report prints medians as MB/s and the ratio ours/reference (>= 1: as
+// fast as the reference or faster).
+func report(b *testing.B, ours, ref []time.Duration) {
+	mb := float64(*benchSize) / 1e6
+	o, r := mb/median(ours).Seconds(), mb/median(ref).Seconds()
+	b.ReportMetric(o, "MB/s")
+	b.ReportMetric(r, "ref-MB/s")
+	b.ReportMetric(o/r, "ratio")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkUploadVsClamdscan: upload through transferd (disk + SHA-256 +
+// clamd INSTREAM, then commit) against `clamdscan --stream` of the same
+// file to the same clamd, alternating in the same run.
+func BenchmarkUploadVsClamdscan(b *testing.B) {
+	testutil.RequireRoot(b)
+	testutil.RequireTools(b, "clamdscan")
+	pg := testsvc.Postgres(b)
+	clam := testsvc.Clamd(b)
+	e := newEnv(b, pg, clam.Socket, func(p *policies.Policy) { p.Transfer.MaxUploadMiB = *benchSize>>20 + 1 })
+	e.clam.Timeout = e.pol.ClamAV.ScanTimeout.Duration // production timeout: 1 GiB takes a while
+	path := benchFile(b)
+	conf := filepath.Join(b.TempDir(), "clamd.conf")
+	os.WriteFile(conf, []byte("LocalSocket "+clam.Socket+"\n"), 0o644)
+	s := e.login("bench", "user")
+	var ours, ref []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if out, err := exec.Command("clamdscan", "--config-file="+conf, "--stream", "--no-summary", path).CombinedOutput(); err != nil {
+			b.Fatalf("clamdscan: %v\n%s", err, out)
+		}
+		ref = append(ref, time.Since(start))
+		msg := e.draft(s)
+		f, _ := os.Open(path)
+		start = time.Now()
+		resp := e.do("POST", msg+"/files?name=bench.bin", s, f)
+		io.Copy(io.Discard, resp.Body)
+		ours = append(ours, time.Since(start))
+		f.Close()
+		if resp.StatusCode != 201 {
+			b.Fatalf("upload: %d", resp.StatusCode)
+		}
+	}
+	report(b, ours, ref)
+}
+
+// BenchmarkDownloadVsNginx: a verified download from transferd (over its
+// Unix socket, as nginx reaches it) against nginx serving the same file
+// from disk on a loopback port.
+func BenchmarkDownloadVsNginx(b *testing.B) {
+	testutil.RequireRoot(b)
+	testutil.RequireTools(b, "nginx", "clamdscan")
+	pg := testsvc.Postgres(b)
+	clam := testsvc.Clamd(b)
+	e := newEnv(b, pg, clam.Socket, func(p *policies.Policy) { p.Transfer.MaxUploadMiB = *benchSize>>20 + 1 })
+	e.clam.Timeout = e.pol.ClamAV.ScanTimeout.Duration // production timeout: 1 GiB takes a while
+	path := benchFile(b)
+	s := e.login("bench", "user")
+	msg := e.draft(s)
+	f, _ := os.Open(path)
+	var up fileJSON
+	json.NewDecoder(e.do("POST", msg+"/files?name=bench.bin", s, f).Body).Decode(&up)
+	f.Close()
+	var sent struct{ Links map[string]string }
+	json.NewDecoder(e.do("POST", msg+"/send", s, nil).Body).Decode(&sent)
+	link := sent.Links["bob@example.com"] + "/files/" + itoa(up.ID)
+	nginxURL := startNginx(b, filepath.Dir(path)) + "/bench.bin"
+	var ours, ref []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		resp, err := http.Get(nginxURL)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ref = append(ref, time.Since(start))
+		if n != *benchSize {
+			b.Fatalf("nginx served %d bytes", n)
+		}
+		start = time.Now()
+		resp = e.do("GET", link, session{}, nil)
+		n, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		ours = append(ours, time.Since(start))
+		if n != *benchSize {
+			b.Fatalf("transferd served %d bytes", n)
+		}
+	}
+	report(b, ours, ref)
+}
+
+func startNginx(b *testing.B, root string) string {
+	prefix := b.TempDir()
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	conf := fmt.Sprintf(`user root;
+worker_processes 1;
+daemon off;
+error_log %[1]s/error.log;
+pid %[1]s/nginx.pid;
+events { worker_connections 64; }
+http {
+  access_log off;
+  sendfile on;
+  client_body_temp_path %[1]s/body; proxy_temp_path %[1]s/proxy; fastcgi_temp_path %[1]s/fcgi;
+  uwsgi_temp_path %[1]s/uwsgi; scgi_temp_path %[1]s/scgi;
+  server { listen %[2]s; root %[3]s; }
+}
+`, prefix, addr, root)
+	cp := filepath.Join(prefix, "nginx.conf")
+	os.WriteFile(cp, []byte(conf), 0o644)
+	cmd := exec.Command("nginx", "-p", prefix, "-c", cp)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if i > 200 {
+			log, _ := os.ReadFile(filepath.Join(prefix, "error.log"))
+			b.Fatalf("nginx did not start:\n%s", log)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	return "http://" + addr
+}

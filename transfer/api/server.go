@@ -1,0 +1,168 @@
+//go:build linux
+
+// Package api is transferd's HTTP interface: login, sending messages with
+// files (streamed through clamd before commit), downloads by token, and the
+// admin API. It serves on a Unix socket behind nginx.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/transfer/audit"
+	"github.com/bulwark-appliance/bulwark/transfer/auth"
+	"github.com/bulwark-appliance/bulwark/transfer/scan"
+	"github.com/bulwark-appliance/bulwark/transfer/store"
+)
+
+// Config is what a Server needs; every field is required except Now and
+// BcryptCost.
+type Config struct {
+	Policy  *policies.Policy
+	Store   *store.Store
+	Scanner *scan.Client
+	Audit   *audit.Logger
+	Log     *slog.Logger
+	// BcryptCost for new password hashes (default 12).
+	BcryptCost int
+	// Now is the clock (tests move it).
+	Now func() time.Time
+}
+
+// Server holds the handlers' shared state.
+type Server struct {
+	cfg      Config
+	strength *auth.Strength
+	limiter  *auth.Limiter
+}
+
+// New checks the config and builds a server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Policy == nil || cfg.Store == nil || cfg.Scanner == nil || cfg.Audit == nil || cfg.Log == nil {
+		return nil, errors.New("api: Config needs Policy, Store, Scanner, Audit and Log")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = 12
+	}
+	st, err := auth.NewStrength(cfg.Policy.Passwords)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	pw := cfg.Policy.Passwords
+	if pw.LockoutAfter < 1 || pw.LockoutWindow.Duration <= 0 {
+		return nil, fmt.Errorf("api: passwords.lockout_after (%d) and lockout_window (%s) must be positive", pw.LockoutAfter, pw.LockoutWindow)
+	}
+	return &Server{cfg: cfg, strength: st, limiter: auth.NewLimiter(pw.LockoutAfter, pw.LockoutWindow.Duration)}, nil
+}
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/login", s.login)
+	mux.HandleFunc("POST /api/messages", s.withUser(s.createMessage))
+	mux.HandleFunc("POST /api/messages/{id}/files", s.withUser(s.upload))
+	mux.HandleFunc("POST /api/messages/{id}/send", s.withUser(s.send))
+	mux.HandleFunc("GET /d/{token}", s.listDownload)
+	mux.HandleFunc("GET /d/{token}/files/{file}", s.download)
+	mux.HandleFunc("GET /admin/status", s.withAdmin(s.status))
+	mux.HandleFunc("GET /admin/users.csv", s.withAdmin(s.usersCSV))
+	mux.HandleFunc("POST /admin/users", s.withAdmin(s.createUser))
+	mux.HandleFunc("GET /admin/messages", s.withAdmin(s.messageLog))
+	mux.HandleFunc("DELETE /admin/messages/{id}", s.withAdmin(s.deleteMessage))
+	return mux
+}
+
+type ctxKey int
+
+const unixPeerKey ctxKey = 1
+
+// ConnContext marks connections that arrived on a Unix socket: only there is
+// the peer nginx, and only then is its X-Real-IP header trusted. Set it as
+// http.Server.ConnContext.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if _, ok := c.LocalAddr().(*net.UnixAddr); ok {
+		return context.WithValue(ctx, unixPeerKey, true)
+	}
+	return ctx
+}
+
+// clientAddr is the address decisions and audit use: X-Real-IP from the
+// Unix-socket peer (nginx), otherwise the TCP peer; a client cannot spoof it
+// by sending the header itself over TCP.
+func clientAddr(r *http.Request) (netip.Addr, error) {
+	if unix, _ := r.Context().Value(unixPeerKey).(bool); unix {
+		a, err := netip.ParseAddr(r.Header.Get("X-Real-IP"))
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("unix-socket request without a valid X-Real-IP (nginx must set proxy_set_header X-Real-IP $remote_addr)")
+		}
+		return a.Unmap(), nil
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("peer address %q: %w", r.RemoteAddr, err)
+	}
+	return ap.Addr().Unmap(), nil
+}
+
+func remote(r *http.Request) string {
+	a, err := clientAddr(r)
+	if err != nil {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// httpError is the JSON body of every error response.
+type httpError struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code int, format string, args ...any) {
+	writeJSON(w, code, httpError{Error: fmt.Sprintf(format, args...)})
+}
+
+// decodeJSON reads a bounded JSON body into v, refusing unknown fields and
+// trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		fail(w, http.StatusBadRequest, "malformed JSON body: %v", err)
+		return false
+	}
+	if dec.More() {
+		fail(w, http.StatusBadRequest, "malformed JSON body: trailing data after the object")
+		return false
+	}
+	return true
+}
+
+// audit writes an event; if the audit table cannot be written the action's
+// response becomes a 500 (callers check the return) so nothing happens
+// unaudited.
+func (s *Server) audit(r *http.Request, e audit.Event) error {
+	e.Remote = remote(r)
+	if err := s.cfg.Audit.Log(r.Context(), e); err != nil {
+		s.cfg.Log.Error("audit write failed", "event", e.Event, "err", err)
+		return err
+	}
+	return nil
+}

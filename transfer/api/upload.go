@@ -1,0 +1,263 @@
+//go:build linux
+
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/transfer/audit"
+	"github.com/bulwark-appliance/bulwark/transfer/scan"
+	"github.com/bulwark-appliance/bulwark/transfer/store"
+	"github.com/bulwark-appliance/bulwark/transfer/token"
+)
+
+type messageRequest struct {
+	Subject    string   `json:"subject"`
+	Body       string   `json:"body"`
+	Recipients []string `json:"recipients"`
+	ExpiresIn  string   `json:"expires_in"` // "7d", "48h"; default and cap: transfer.max_expiry
+}
+
+// createMessage stores a draft; files are then uploaded into it and it is
+// sent (links created) last, so recipients never see a half-built message.
+func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, u *store.User) {
+	var req messageRequest
+	if !decodeJSON(w, r, &req) {
+		return
+	}
+	exp, err := s.validateMessage(&req)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return
+	}
+	m := &store.Message{SenderID: u.ID, Subject: req.Subject, Body: req.Body, Recipients: req.Recipients,
+		ExpiresAt: s.cfg.Now().Add(exp)}
+	if err := s.cfg.Store.CreateMessage(r.Context(), m); err != nil {
+		s.cfg.Log.Error("create message", "err", err)
+		fail(w, http.StatusInternalServerError, "could not store the message")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": m.ID, "expires_at": m.ExpiresAt})
+}
+
+func (s *Server) validateMessage(req *messageRequest) (time.Duration, error) {
+	if len(req.Subject) > 200 || len(req.Body) > 64<<10 {
+		return 0, errors.New("subject over 200 bytes or body over 64 KiB")
+	}
+	if len(req.Recipients) == 0 || len(req.Recipients) > 100 {
+		return 0, errors.New("recipients: give 1 to 100 e-mail addresses")
+	}
+	for _, rc := range req.Recipients {
+		a, err := mail.ParseAddress(rc)
+		if err != nil || a.Address != rc {
+			return 0, fmt.Errorf("recipient %q is not a bare e-mail address", rc)
+		}
+	}
+	max := s.cfg.Policy.Transfer.MaxExpiry.Duration
+	if req.ExpiresIn == "" {
+		return max, nil
+	}
+	d, err := policies.ParseDuration(req.ExpiresIn)
+	if err != nil || d <= 0 || d > max {
+		return 0, fmt.Errorf("expires_in %q: want a positive duration up to %s", req.ExpiresIn, max)
+	}
+	return d, nil
+}
+
+// ownDraft loads the message named in the path if u sent it and it is
+// still a draft.
+func (s *Server) ownDraft(w http.ResponseWriter, r *http.Request, u *store.User) *store.Message {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "message id %q is not a number", r.PathValue("id"))
+		return nil
+	}
+	m, err := s.cfg.Store.MessageByID(r.Context(), id)
+	if err != nil || m.SenderID != u.ID {
+		fail(w, http.StatusNotFound, "no such message")
+		return nil
+	}
+	if m.SentAt != nil {
+		fail(w, http.StatusConflict, "message already sent")
+		return nil
+	}
+	return m
+}
+
+// upload streams the request body to a temp blob, SHA-256 and clamd at once;
+// only a clean verdict commits the blob and its row. Any failure to get a
+// verdict is a 503 and nothing is kept.
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, u *store.User) {
+	name := r.URL.Query().Get("name")
+	if err := ValidateFilename(name); err != nil {
+		fail(w, http.StatusBadRequest, "name: %v", err)
+		return
+	}
+	max := s.cfg.Policy.Transfer.MaxUploadMiB << 20
+	switch {
+	case r.ContentLength < 0:
+		fail(w, http.StatusLengthRequired, "Content-Length is required")
+		return
+	case r.ContentLength > max:
+		fail(w, http.StatusRequestEntityTooLarge, "file is %d bytes; the limit is %d", r.ContentLength, max)
+		return
+	}
+	m := s.ownDraft(w, r, u)
+	if m == nil {
+		return
+	}
+	ev := audit.Event{Event: "upload", Actor: u.Username, Fields: map[string]any{"message": m.ID, "name": name, "size": r.ContentLength}}
+	f, code, err := s.receive(r, m.ID, name, ev.Fields)
+	if err != nil {
+		ev.Fields["reason"] = err.Error()
+		s.audit(r, ev)
+		fail(w, code, "%v", err)
+		return
+	}
+	ev.OK = true
+	ev.Fields["sha256"] = hex.EncodeToString(f.SHA256)
+	if s.audit(r, ev) != nil {
+		fail(w, http.StatusInternalServerError, "audit unavailable")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"id": f.ID, "name": f.Name, "size": f.Size, "sha256": hex.EncodeToString(f.SHA256)})
+}
+
+// receive does the streaming and returns the committed file, or an HTTP
+// status and the reason.
+func (s *Server) receive(r *http.Request, messageID int64, name string, fields map[string]any) (*store.File, int, error) {
+	stream, err := s.cfg.Scanner.Start()
+	if err != nil {
+		s.cfg.Log.Error("upload refused: scanner", "err", err)
+		return nil, http.StatusServiceUnavailable, errors.New("virus scanner unavailable; upload refused, try again later")
+	}
+	blob, err := s.cfg.Store.NewBlob()
+	if err != nil {
+		stream.Abort()
+		return nil, http.StatusInternalServerError, errors.New("could not store the file")
+	}
+	defer blob.Abort()
+	sum := sha256.New()
+	n, readErr, scanErr := pump(r.Body, blob, sum, stream)
+	if readErr != nil || n != r.ContentLength {
+		stream.Abort()
+		return nil, http.StatusBadRequest, fmt.Errorf("truncated upload: got %d of %d bytes", n, r.ContentLength)
+	}
+	if scanErr != nil {
+		stream.Abort()
+		s.cfg.Log.Error("upload refused: scanner", "err", scanErr)
+		return nil, http.StatusServiceUnavailable, errors.New("virus scanner unavailable; upload refused, try again later")
+	}
+	verdict, err := stream.Finish()
+	if err != nil {
+		s.cfg.Log.Error("upload refused: scanner", "err", err)
+		return nil, http.StatusServiceUnavailable, errors.New("virus scan failed; upload refused, try again later")
+	}
+	if verdict.Infected {
+		fields["signature"] = verdict.Signature
+		if s.cfg.Policy.ClamAV.OnInfected == "quarantine" {
+			if p, err := blob.Quarantine(); err == nil {
+				fields["quarantined"] = p
+			}
+		}
+		return nil, http.StatusUnprocessableEntity, fmt.Errorf("file refused: malware found (%s)", verdict.Signature)
+	}
+	f := &store.File{MessageID: messageID, Name: name, Size: n, SHA256: sum.Sum(nil)}
+	if err := blob.Commit(r.Context(), f); err != nil {
+		s.cfg.Log.Error("upload commit", "err", err)
+		return nil, http.StatusInternalServerError, errors.New("could not store the file")
+	}
+	return f, 0, nil
+}
+
+const chunk = 1 << 20
+
+// pump copies body to the blob and the hash, and hands each chunk to a
+// goroutine that feeds clamd, so disk, hashing and the scanner's socket work
+// in parallel. Memory is bounded by three chunks whatever the file size.
+func pump(body io.Reader, blob io.Writer, sum hash.Hash, stream *scan.Stream) (n int64, readErr, scanErr error) {
+	free := make(chan []byte, 3)
+	for range 3 {
+		free <- make([]byte, chunk)
+	}
+	full := make(chan []byte, 3)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range full {
+			if err == nil {
+				_, err = stream.Write(b)
+			}
+			free <- b[:cap(b)]
+		}
+		done <- err
+	}()
+	for {
+		buf := <-free
+		k, err := io.ReadFull(body, buf)
+		if k > 0 {
+			n += int64(k)
+			if _, werr := blob.Write(buf[:k]); werr != nil {
+				readErr = fmt.Errorf("write blob: %w", werr)
+			}
+			sum.Write(buf[:k])
+			full <- buf[:k]
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil || readErr != nil {
+			if readErr == nil {
+				readErr = err
+			}
+			break
+		}
+	}
+	close(full)
+	scanErr = <-done
+	return n, readErr, scanErr
+}
+
+// send creates one 384-bit link per recipient (only hashes are stored) and
+// returns the links once; delivering them is the mail relay's job.
+func (s *Server) send(w http.ResponseWriter, r *http.Request, u *store.User) {
+	m := s.ownDraft(w, r, u)
+	if m == nil {
+		return
+	}
+	if len(m.Files) == 0 {
+		fail(w, http.StatusBadRequest, "message has no files")
+		return
+	}
+	hashes := map[string][]byte{}
+	links := map[string]string{}
+	for _, rc := range m.Recipients {
+		tok, h, err := token.New()
+		if err != nil {
+			fail(w, http.StatusInternalServerError, "could not create links")
+			return
+		}
+		hashes[rc] = h[:]
+		links[rc] = "/d/" + tok
+	}
+	if err := s.cfg.Store.Send(r.Context(), m.ID, hashes); err != nil {
+		s.cfg.Log.Error("send", "err", err)
+		fail(w, http.StatusInternalServerError, "could not send the message")
+		return
+	}
+	if s.audit(r, audit.Event{Event: "send", Actor: u.Username, OK: true, Fields: map[string]any{"message": m.ID, "recipients": m.Recipients}}) != nil {
+		fail(w, http.StatusInternalServerError, "audit unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"links": links})
+}

@@ -1,0 +1,143 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// File is one stored file's row.
+type File struct {
+	ID        int64
+	MessageID int64
+	Name      string
+	Size      int64
+	SHA256    []byte
+	Blob      string
+}
+
+// BlobWriter receives one upload into a temp file on the data volume (same
+// filesystem as the blobs, so the final rename is atomic).
+type BlobWriter struct {
+	s    *Store
+	f    *os.File
+	name string // final blob name, random
+	done bool
+}
+
+// NewBlob starts a blob. Call Commit or Abort exactly once.
+func (s *Store) NewBlob() (*BlobWriter, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("store: blob name: %w", err)
+	}
+	name := hex.EncodeToString(b[:])
+	f, err := os.OpenFile(filepath.Join(tmpDir(s.DataDir), name+".part"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("store: create temp blob: %w", err)
+	}
+	return &BlobWriter{s: s, f: f, name: name}, nil
+}
+
+// Write appends to the temp file.
+func (w *BlobWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
+
+// Abort removes the temp file. Safe after Commit (then it does nothing).
+func (w *BlobWriter) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name())
+}
+
+// Commit makes the blob durable and visible: fsync, then in one transaction
+// insert the row, rename into blobs/ and fsync the directory, then commit.
+// A crash before the commit leaves a blob without a row, which Recover
+// removes; a row is never visible without its complete blob.
+func (w *BlobWriter) Commit(ctx context.Context, f *File) error {
+	defer w.Abort()
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("store: fsync blob: %w", err)
+	}
+	if err := w.f.Close(); err != nil {
+		return fmt.Errorf("store: close blob: %w", err)
+	}
+	tx, err := w.s.DB.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: begin file insert: %w", err)
+	}
+	defer tx.Rollback(context.Background())
+	f.Blob = w.name
+	err = tx.QueryRow(ctx, `INSERT INTO files(message_id, name, size, sha256, blob)
+		VALUES ($1,$2,$3,$4,$5) RETURNING id`, f.MessageID, f.Name, f.Size, f.SHA256, f.Blob).Scan(&f.ID)
+	if err != nil {
+		return fmt.Errorf("store: insert file %q: %w", f.Name, err)
+	}
+	final := filepath.Join(blobDir(w.s.DataDir), w.name)
+	if err := os.Rename(w.f.Name(), final); err != nil {
+		return fmt.Errorf("store: rename blob into place: %w", err)
+	}
+	if err := syncDir(blobDir(w.s.DataDir)); err != nil {
+		os.Remove(final)
+		return err
+	}
+	w.done = true
+	if err := tx.Commit(ctx); err != nil {
+		os.Remove(final)
+		return fmt.Errorf("store: commit file %q: %w", f.Name, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("store: open %s for fsync: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("store: fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// OpenBlob opens a stored file's blob for reading.
+func (s *Store) OpenBlob(f *File) (*os.File, error) {
+	r, err := os.Open(filepath.Join(blobDir(s.DataDir), filepath.Base(f.Blob)))
+	if err != nil {
+		return nil, fmt.Errorf("store: open blob of file %d: %w", f.ID, err)
+	}
+	return r, nil
+}
+
+// RemoveBlob deletes a blob after its row is gone.
+func (s *Store) RemoveBlob(name string) error {
+	err := os.Remove(filepath.Join(blobDir(s.DataDir), filepath.Base(name)))
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("store: remove blob %s: %w", name, err)
+	}
+	return nil
+}
+
+// Quarantine moves the received (infected) upload out of the upload path
+// into DataDir/quarantine for an administrator to inspect; it never gets a
+// files row, so it can never be downloaded.
+func (w *BlobWriter) Quarantine() (string, error) {
+	defer w.Abort()
+	dir := filepath.Join(w.s.DataDir, "quarantine")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("store: quarantine dir: %w", err)
+	}
+	w.f.Close()
+	dst := filepath.Join(dir, w.name)
+	if err := os.Rename(w.f.Name(), dst); err != nil {
+		return "", fmt.Errorf("store: quarantine: %w", err)
+	}
+	w.done = true
+	return dst, nil
+}

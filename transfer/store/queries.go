@@ -1,0 +1,316 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// User is one local account.
+type User struct {
+	ID                int64
+	Username          string
+	PasswordHash      string
+	Role              string
+	TOTPSecret        string
+	Groups            []string
+	CreatedAt         time.Time
+	PasswordChangedAt time.Time
+	LastLogin         *time.Time
+	Disabled          bool
+}
+
+const userCols = `id, username, password_hash, role, totp_secret, groups, created_at, password_changed_at, last_login, disabled`
+
+func scanUser(r pgx.Row) (*User, error) {
+	u := &User{}
+	err := r.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.Role, &u.TOTPSecret, &u.Groups,
+		&u.CreatedAt, &u.PasswordChangedAt, &u.LastLogin, &u.Disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return u, err
+}
+
+// CreateUser inserts an account.
+func (s *Store) CreateUser(ctx context.Context, u *User) error {
+	err := s.DB.QueryRow(ctx, `INSERT INTO users(username, password_hash, role, totp_secret, groups)
+		VALUES ($1,$2,$3,$4,$5) RETURNING id`, u.Username, u.PasswordHash, u.Role, u.TOTPSecret, nonNil(u.Groups)).Scan(&u.ID)
+	if err != nil {
+		return fmt.Errorf("store: create user %q: %w", u.Username, err)
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// UserByName looks an account up.
+func (s *Store) UserByName(ctx context.Context, name string) (*User, error) {
+	u, err := scanUser(s.DB.QueryRow(ctx, "SELECT "+userCols+" FROM users WHERE username=$1", name))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("store: user %q: %w", name, err)
+	}
+	return u, err
+}
+
+// UserByID looks an account up.
+func (s *Store) UserByID(ctx context.Context, id int64) (*User, error) {
+	u, err := scanUser(s.DB.QueryRow(ctx, "SELECT "+userCols+" FROM users WHERE id=$1", id))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("store: user %d: %w", id, err)
+	}
+	return u, err
+}
+
+// Users lists every account by name.
+func (s *Store) Users(ctx context.Context) ([]*User, error) {
+	rows, err := s.DB.Query(ctx, "SELECT "+userCols+" FROM users ORDER BY username")
+	if err != nil {
+		return nil, fmt.Errorf("store: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []*User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// TouchLogin records a successful login.
+func (s *Store) TouchLogin(ctx context.Context, id int64, at time.Time) error {
+	if _, err := s.DB.Exec(ctx, "UPDATE users SET last_login=$2 WHERE id=$1", id, at); err != nil {
+		return fmt.Errorf("store: record login of user %d: %w", id, err)
+	}
+	return nil
+}
+
+// DisableInactive disables accounts with no login (or, never logged in, no
+// creation) since before cutoff, and returns their names.
+func (s *Store) DisableInactive(ctx context.Context, cutoff time.Time) ([]string, error) {
+	rows, err := s.DB.Query(ctx, `UPDATE users SET disabled=true
+		WHERE NOT disabled AND role <> 'sysadmin' AND coalesce(last_login, created_at) < $1 RETURNING username`, cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("store: disable inactive accounts: %w", err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: disable inactive accounts: %w", err)
+	}
+	return names, nil
+}
+
+// Session is a logged-in browser.
+type Session struct {
+	UserID    int64
+	CSRF      string
+	ExpiresAt time.Time
+}
+
+// CreateSession stores a session under the hash of its cookie value.
+func (s *Store) CreateSession(ctx context.Context, idHash []byte, sess Session) error {
+	_, err := s.DB.Exec(ctx, "INSERT INTO sessions(id_hash, user_id, csrf, expires_at) VALUES ($1,$2,$3,$4)",
+		idHash, sess.UserID, sess.CSRF, sess.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionByHash returns an unexpired session.
+func (s *Store) SessionByHash(ctx context.Context, idHash []byte, now time.Time) (*Session, error) {
+	sess := &Session{}
+	err := s.DB.QueryRow(ctx, "SELECT user_id, csrf, expires_at FROM sessions WHERE id_hash=$1 AND expires_at > $2",
+		idHash, now).Scan(&sess.UserID, &sess.CSRF, &sess.ExpiresAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: session: %w", err)
+	}
+	return sess, nil
+}
+
+// Message is one transfer: a note plus files for some recipients.
+type Message struct {
+	ID         int64
+	SenderID   int64
+	Sender     string
+	Subject    string
+	Body       string
+	Recipients []string
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	SentAt     *time.Time
+	Files      []File
+}
+
+// CreateMessage inserts a draft message (not yet sent: no links).
+func (s *Store) CreateMessage(ctx context.Context, m *Message) error {
+	err := s.DB.QueryRow(ctx, `INSERT INTO messages(sender_id, subject, body, recipients, expires_at)
+		VALUES ($1,$2,$3,$4,$5) RETURNING id, created_at`, m.SenderID, m.Subject, m.Body, m.Recipients, m.ExpiresAt).
+		Scan(&m.ID, &m.CreatedAt)
+	if err != nil {
+		return fmt.Errorf("store: create message: %w", err)
+	}
+	return nil
+}
+
+// MessageByID returns a message with its files.
+func (s *Store) MessageByID(ctx context.Context, id int64) (*Message, error) {
+	m := &Message{}
+	err := s.DB.QueryRow(ctx, `SELECT m.id, m.sender_id, u.username, m.subject, m.body, m.recipients,
+		m.created_at, m.expires_at, m.sent_at FROM messages m JOIN users u ON u.id = m.sender_id WHERE m.id=$1`, id).
+		Scan(&m.ID, &m.SenderID, &m.Sender, &m.Subject, &m.Body, &m.Recipients, &m.CreatedAt, &m.ExpiresAt, &m.SentAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: message %d: %w", id, err)
+	}
+	m.Files, err = s.files(ctx, id)
+	return m, err
+}
+
+func (s *Store) files(ctx context.Context, messageID int64) ([]File, error) {
+	rows, err := s.DB.Query(ctx, `SELECT id, message_id, name, size, sha256, blob FROM files
+		WHERE message_id=$1 ORDER BY id`, messageID)
+	if err != nil {
+		return nil, fmt.Errorf("store: files of message %d: %w", messageID, err)
+	}
+	defer rows.Close()
+	var out []File
+	for rows.Next() {
+		var f File
+		if err := rows.Scan(&f.ID, &f.MessageID, &f.Name, &f.Size, &f.SHA256, &f.Blob); err != nil {
+			return nil, fmt.Errorf("store: files of message %d: %w", messageID, err)
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
+// Messages lists every message, newest first, for the admin message log.
+func (s *Store) Messages(ctx context.Context) ([]*Message, error) {
+	rows, err := s.DB.Query(ctx, "SELECT id FROM messages ORDER BY id DESC")
+	if err != nil {
+		return nil, fmt.Errorf("store: list messages: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: list messages: %w", err)
+	}
+	out := make([]*Message, 0, len(ids))
+	for _, id := range ids {
+		m, err := s.MessageByID(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Send records the links (one per recipient, by token hash) and marks the
+// message sent, in one transaction.
+func (s *Store) Send(ctx context.Context, messageID int64, links map[string][]byte) error {
+	tx, err := s.DB.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("store: send message %d: %w", messageID, err)
+	}
+	defer tx.Rollback(context.Background())
+	for rcpt, h := range links {
+		if _, err := tx.Exec(ctx, "INSERT INTO links(token_hash, message_id, recipient) VALUES ($1,$2,$3)", h, messageID, rcpt); err != nil {
+			return fmt.Errorf("store: link for %q: %w", rcpt, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, "UPDATE messages SET sent_at=now() WHERE id=$1", messageID); err != nil {
+		return fmt.Errorf("store: mark message %d sent: %w", messageID, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("store: send message %d: %w", messageID, err)
+	}
+	return nil
+}
+
+// Link is what a download token resolves to.
+type Link struct {
+	TokenHash []byte
+	MessageID int64
+	Recipient string
+}
+
+// LinkByHash resolves a token hash to an unexpired, sent message.
+func (s *Store) LinkByHash(ctx context.Context, h []byte, now time.Time) (*Link, error) {
+	l := &Link{}
+	err := s.DB.QueryRow(ctx, `SELECT l.token_hash, l.message_id, l.recipient FROM links l
+		JOIN messages m ON m.id = l.message_id WHERE l.token_hash=$1 AND m.expires_at > $2`, h, now).
+		Scan(&l.TokenHash, &l.MessageID, &l.Recipient)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: link: %w", err)
+	}
+	return l, nil
+}
+
+// Counts returns rows in messages and files (status and tests).
+func (s *Store) Counts(ctx context.Context) (messages, files int64, err error) {
+	err = s.DB.QueryRow(ctx, "SELECT (SELECT count(*) FROM messages), (SELECT count(*) FROM files)").Scan(&messages, &files)
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: counts: %w", err)
+	}
+	return messages, files, nil
+}
+
+// DeleteMessage removes a message, its links and files (rows first, then
+// blobs: a crash in between leaves orphan blobs that Recover removes, never
+// rows pointing at missing blobs). It returns the deleted files.
+func (s *Store) DeleteMessage(ctx context.Context, id int64) ([]File, error) {
+	files, err := s.files(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := s.DB.Exec(ctx, "DELETE FROM messages WHERE id=$1", id)
+	if err != nil {
+		return nil, fmt.Errorf("store: delete message %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return nil, ErrNotFound
+	}
+	for _, f := range files {
+		if err := s.RemoveBlob(f.Blob); err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}
+
+// ExpiredMessages lists messages whose expiry or retention has passed.
+func (s *Store) ExpiredMessages(ctx context.Context, now time.Time, retention time.Duration) ([]int64, error) {
+	rows, err := s.DB.Query(ctx, "SELECT id FROM messages WHERE expires_at <= $1 OR created_at <= $2 ORDER BY id",
+		now, now.Add(-retention))
+	if err != nil {
+		return nil, fmt.Errorf("store: expired messages: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: expired messages: %w", err)
+	}
+	return ids, nil
+}
