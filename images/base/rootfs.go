@@ -45,7 +45,7 @@ const DefaultSuite = "bookworm"
 //   - console: openssh-server, sudo.
 //   - controls' subjects: nftables, unattended-upgrades + needrestart,
 //     clamav-daemon + clamav-freshclam, nginx-light, postgresql, rsyslog +
-//     auditd, cryptsetup + cryptsetup-bin (LUKS2), openssl + ca-certificates.
+//     rsyslog-gnutls (forwarding to the SIEM over TLS) + auditd, cryptsetup + cryptsetup-bin (LUKS2), openssl + ca-certificates.
 //   - e2fsprogs, iproute2: formatting the data volume, inspecting sockets.
 //
 // apt-listchanges is left out: unattended-upgrades reports what it installed
@@ -55,7 +55,7 @@ var Packages = []string{
 	"openssh-server", "sudo",
 	"nftables", "unattended-upgrades", "needrestart",
 	"clamav-daemon", "clamav-freshclam", "nginx-light", "postgresql",
-	"rsyslog", "auditd", "cryptsetup", "cryptsetup-bin",
+	"rsyslog", "rsyslog-gnutls", "auditd", "cryptsetup", "cryptsetup-bin",
 	"openssl", "ca-certificates", "e2fsprogs", "iproute2",
 }
 

@@ -20,6 +20,10 @@ type Host interface {
 	Live() bool
 	ReadFile(path string) ([]byte, error)
 	Stat(path string) (fs.FileInfo, error)
+	// Lstat and Readlink do not follow a final symlink: an enablement link
+	// may point at a path only the booted system resolves.
+	Lstat(path string) (fs.FileInfo, error)
+	Readlink(path string) (string, error)
 	// WriteFile replaces path atomically (temp, fsync, rename) when its
 	// content or mode differs, creating parent directories; otherwise it
 	// does nothing and records nothing.
@@ -34,6 +38,9 @@ type Host interface {
 	Exec(ctx context.Context, why string, name string, args ...string) error
 	// Changes lists what this host changed (or, under dry-run, would have).
 	Changes() []Change
+	// DryRun reports whether writes are only recorded. Controls that change
+	// state the host does not mediate (the kernel's ruleset) must honour it.
+	DryRun() bool
 }
 
 // Change is one recorded change.

@@ -69,6 +69,15 @@ func (l *Local) ReadFile(p string) ([]byte, error) { return os.ReadFile(l.Path(p
 // Stat implements Host.
 func (l *Local) Stat(p string) (fs.FileInfo, error) { return os.Stat(l.Path(p)) }
 
+// Lstat implements Host.
+func (l *Local) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(l.Path(p)) }
+
+// Readlink implements Host.
+func (l *Local) Readlink(p string) (string, error) { return os.Readlink(l.Path(p)) }
+
+// DryRun implements Host.
+func (l *Local) DryRun() bool { return l.dryRun }
+
 // WriteFile implements Host.
 func (l *Local) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	real := l.Path(p)

@@ -1,0 +1,158 @@
+//go:build linux
+
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/qemu"
+)
+
+// The live control tests share one guest per test binary: booting under TCG
+// costs a minute or more, and every family's test works the same way —
+// apply, verify, break, verify fails, apply again — so each test leaves the
+// guest converged for the next. Tests that need a pristine or rebooted
+// guest boot their own with liveDisk + qemu.Boot.
+var shared struct {
+	once  sync.Once
+	guest *qemu.Guest
+	err   error
+	dir   string
+}
+
+// Guest paths the fixture uploads to. The Packer provisioner uses the same
+// staging directory, so controls that install transferd find it there in
+// both cases.
+const (
+	guestBulwark   = "/usr/local/sbin/bulwark"
+	guestStaging   = "/var/lib/bulwark-build"
+	guestTransferd = guestStaging + "/transferd"
+)
+
+// livePorts are forwarded from 127.0.0.1 to the guest.
+var livePorts = []int{80, 443, 8443}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.guest != nil {
+		shared.guest.Close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// liveGuest returns the shared guest: the base disk, a blank 1 GiB data
+// disk at /dev/vdb, bulwark at /usr/local/sbin/bulwark and transferd staged
+// at /var/lib/bulwark-build/transferd (both static). Nothing is applied.
+func liveGuest(t *testing.T) *qemu.Guest {
+	t.Helper()
+	d, key := liveDisk(t) // skips unless BULWARK_LONG=1; needs root and QEMU
+	shared.once.Do(func() { shared.guest, shared.err = bootShared(t, d.Path, guestOptions(d, key)) })
+	if shared.err != nil {
+		t.Fatalf("shared guest: %v", shared.err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("guest console (last 40 lines):\n%s", shared.guest.ConsoleTail(40))
+		}
+	})
+	return shared.guest
+}
+
+func bootShared(t *testing.T, _ string, opts qemu.Options) (*qemu.Guest, error) {
+	dir, err := os.MkdirTemp("", "bulwark-live-")
+	if err != nil {
+		return nil, err
+	}
+	shared.dir = dir
+	data := filepath.Join(dir, "data.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-f", "qcow2", data, "1G").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("create data disk: %v: %s", err, out)
+	}
+	opts.ExtraDisks = []string{data}
+	opts.Forward = livePorts
+	bins, err := buildStatic(dir, "bulwark", "transferd")
+	if err != nil {
+		return nil, err
+	}
+	g, err := qemu.Start(context.Background(), opts)
+	if err != nil {
+		return nil, err
+	}
+	t.Logf("shared guest up after %s", g.BootTime.Round(time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for remote, local := range map[string]string{guestBulwark: bins["bulwark"], guestTransferd: bins["transferd"]} {
+		if r, err := g.Run(ctx, "mkdir -p "+filepath.Dir(remote)); err != nil || r.ExitCode != 0 {
+			g.Close()
+			return nil, fmt.Errorf("mkdir in guest: %v %s", err, r.Stderr)
+		}
+		if err := g.Upload(ctx, local, remote); err != nil {
+			g.Close()
+			return nil, fmt.Errorf("upload %s: %w", remote, err)
+		}
+	}
+	return g, nil
+}
+
+// buildStatic builds the named commands as the appliance ships them.
+func buildStatic(dir string, names ...string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, n := range names {
+		bin := filepath.Join(dir, n)
+		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/"+n)
+		cmd.Dir = ".."
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("build %s: %v: %s", n, err, b)
+		}
+		out[n] = bin
+	}
+	return out, nil
+}
+
+// guestRun runs a shell command in the guest and returns its result; it
+// fails the test only when SSH itself fails, so tests can assert on the
+// exit code (verify exits 1 when a control fails).
+func guestRun(t *testing.T, g *qemu.Guest, cmd string) qemu.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	r, err := g.Run(ctx, cmd)
+	if err != nil {
+		t.Fatalf("guest %q: %v", cmd, err)
+	}
+	return r
+}
+
+// guestApply runs `bulwark apply --only only` in the guest and fails the
+// test unless it succeeds.
+func guestApply(t *testing.T, g *qemu.Guest, only string, extra ...string) string {
+	t.Helper()
+	r := guestRun(t, g, strings.Join(append([]string{guestBulwark, "apply", "--only", only}, extra...), " "))
+	if r.ExitCode != 0 {
+		t.Fatalf("apply --only %s: exit %d\n%s\n%s", only, r.ExitCode, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// guestVerify runs `bulwark verify --only only --format json` in the guest
+// and returns the exit code and the JSON results.
+func guestVerify(t *testing.T, g *qemu.Guest, only string, extra ...string) (int, string) {
+	t.Helper()
+	r := guestRun(t, g, strings.Join(append([]string{guestBulwark, "verify", "--only", only, "--format", "json"}, extra...), " "))
+	if r.ExitCode > 1 {
+		t.Fatalf("verify --only %s: exit %d\n%s\n%s", only, r.ExitCode, r.Stdout, r.Stderr)
+	}
+	return r.ExitCode, r.Stdout
+}
