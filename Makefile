@@ -24,8 +24,12 @@ STATIC      := CGO_ENABLED=0
 STATICCHECK := $(BIN)/staticcheck
 GOVULNCHECK := $(BIN)/govulncheck
 
+# Pinned external tools, the Packer plugin, and the image pipeline.
+include mk/tools.mk
+-include mk/image.mk
+
 .PHONY: help deps build test test-unit test-live e2e image check vet fmt-check \
-        staticcheck vulncheck bench fuzz clean
+        staticcheck vulncheck bench fuzz clean base-rootfs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,8 +42,15 @@ build: ## build bin/bulwark and bin/transferd (static)
 	$(STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/bulwark ./cmd/bulwark
 	$(STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/transferd ./cmd/transferd
 
-test: deps check ## vet, lint, then every test that needs no guest (root for netns/chroot)
+# packer and its qemu plugin are needed by tests/packer_test.go (validate).
+# The base rootfs is built first, in its own step, so its one-time cost
+# (several minutes of debootstrap on a fresh machine) is visible as such and
+# no test binary's timeout has to cover it.
+test: deps check packer packer-qemu base-rootfs ## vet, lint, then every test that needs no guest (root for netns/chroot)
 	$(GO) test -count=1 -timeout 30m ./...
+
+base-rootfs: ## debootstrap the Debian 12 base rootfs (cached by its inputs)
+	$(GO) test -count=1 -timeout 60m -run 'TestRootfs$$' ./images/base
 
 test-unit: ## only the tests that need neither root nor services
 	$(GO) test -count=1 -short ./...

@@ -15,9 +15,11 @@ import (
 // Local is a Host backed by a directory on this machine: "/" is the live
 // system, anything else an offline root (e.g. a debootstrapped image).
 type Local struct {
-	root    string
-	dryRun  bool
-	changes []Change
+	root        string
+	dryRun      bool
+	changes     []Change
+	journal     *Journal
+	afterChange func(Change)
 }
 
 // Option configures a Local host.
@@ -25,6 +27,17 @@ type Option func(*Local)
 
 // DryRun makes every write and Exec a recorded no-op.
 func DryRun() Option { return func(l *Local) { l.dryRun = true } }
+
+// WithJournal records every file's before-state (and every command) in j
+// before the change is made, so apply can roll back. Dry runs record
+// nothing: nothing is changed.
+func WithJournal(j *Journal) Option { return func(l *Local) { l.journal = j } }
+
+// AfterChange calls fn after each change has been made (not under dry-run).
+func AfterChange(fn func(Change)) Option { return func(l *Local) { l.afterChange = fn } }
+
+// Journal is the journal given with WithJournal, or nil.
+func (l *Local) Journal() *Journal { return l.journal }
 
 // NewLocal returns a host rooted at root ("/" for the live system).
 func NewLocal(root string, opts ...Option) (*Local, error) {
@@ -55,32 +68,60 @@ func (l *Local) Live() bool { return l.root == "/" }
 // Changes implements Host.
 func (l *Local) Changes() []Change { return append([]Change(nil), l.changes...) }
 
-// Path maps a target path to this machine's path.
-func (l *Local) Path(p string) string {
-	if !filepath.IsAbs(p) {
-		p = "/" + p
+// resolve maps a target path to this machine's path, following symlinks
+// inside the root as the target would (see resolveInRoot).
+func (l *Local) resolve(p string, followFinal bool) (string, error) {
+	if l.Live() {
+		return filepath.Join("/", filepath.Clean("/"+p)), nil
 	}
-	return filepath.Join(l.root, filepath.Clean(p))
+	return resolveInRoot(l.root, p, followFinal)
 }
 
 // ReadFile implements Host.
-func (l *Local) ReadFile(p string) ([]byte, error) { return os.ReadFile(l.Path(p)) }
+func (l *Local) ReadFile(p string) ([]byte, error) {
+	real, err := l.resolve(p, true)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadFile(real)
+}
 
 // Stat implements Host.
-func (l *Local) Stat(p string) (fs.FileInfo, error) { return os.Stat(l.Path(p)) }
+func (l *Local) Stat(p string) (fs.FileInfo, error) {
+	real, err := l.resolve(p, true)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(real)
+}
 
 // Lstat implements Host.
-func (l *Local) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(l.Path(p)) }
+func (l *Local) Lstat(p string) (fs.FileInfo, error) {
+	real, err := l.resolve(p, false)
+	if err != nil {
+		return nil, err
+	}
+	return os.Lstat(real)
+}
 
 // Readlink implements Host.
-func (l *Local) Readlink(p string) (string, error) { return os.Readlink(l.Path(p)) }
+func (l *Local) Readlink(p string) (string, error) {
+	real, err := l.resolve(p, false)
+	if err != nil {
+		return "", err
+	}
+	return os.Readlink(real)
+}
 
 // DryRun implements Host.
 func (l *Local) DryRun() bool { return l.dryRun }
 
 // WriteFile implements Host.
 func (l *Local) WriteFile(p string, data []byte, perm fs.FileMode) error {
-	real := l.Path(p)
+	real, err := l.resolve(p, true)
+	if err != nil {
+		return err
+	}
 	old, err := os.ReadFile(real)
 	switch {
 	case err == nil:
@@ -95,11 +136,36 @@ func (l *Local) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	if err == nil && bytes.Equal(old, data) {
 		detail = fmt.Sprintf("mode to %04o", perm.Perm())
 	}
-	l.changes = append(l.changes, Change{Action: "write", Path: p, Detail: detail})
+	c := Change{Action: "write", Path: p, Detail: detail}
+	l.changes = append(l.changes, c)
 	if l.dryRun {
 		return nil
 	}
-	return atomicWrite(real, data, perm)
+	if err := l.journalFile("write", p, real); err != nil {
+		return err
+	}
+	if err := atomicWrite(real, data, perm); err != nil {
+		return err
+	}
+	l.changed(c)
+	return nil
+}
+
+// journalFile records p's before-state when a journal is kept.
+func (l *Local) journalFile(action, p, real string) error {
+	if l.journal == nil {
+		return nil
+	}
+	if err := l.journal.recordFile(action, p, real); err != nil {
+		return fmt.Errorf("host: %s %s: nothing changed: %w", action, p, err)
+	}
+	return nil
+}
+
+func (l *Local) changed(c Change) {
+	if l.afterChange != nil {
+		l.afterChange(c)
+	}
 }
 
 func atomicWrite(real string, data []byte, perm fs.FileMode) error {
@@ -147,17 +213,25 @@ func syncDir(dir string) error {
 
 // Remove implements Host.
 func (l *Local) Remove(p string) error {
-	real := l.Path(p)
+	real, err := l.resolve(p, false)
+	if err != nil {
+		return err
+	}
 	if _, err := os.Lstat(real); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	l.changes = append(l.changes, Change{Action: "remove", Path: p, Detail: "deleted"})
+	c := Change{Action: "remove", Path: p, Detail: "deleted"}
+	l.changes = append(l.changes, c)
 	if l.dryRun {
 		return nil
+	}
+	if err := l.journalFile("remove", p, real); err != nil {
+		return err
 	}
 	if err := os.Remove(real); err != nil {
 		return fmt.Errorf("host: remove %s: %w", p, err)
 	}
+	l.changed(c)
 	return nil
 }
 
@@ -172,13 +246,39 @@ func (l *Local) Query(ctx context.Context, name string, args ...string) ([]byte,
 
 // Exec implements Host.
 func (l *Local) Exec(ctx context.Context, why string, name string, args ...string) error {
-	l.changes = append(l.changes, Change{Action: "exec", Detail: why})
+	return l.ExecUndo(ctx, why, nil, name, args...)
+}
+
+// ExecUndo is Exec for a caller that knows how to undo the command: undo
+// (run inside the root) is journalled before the command runs, so a
+// rollback can reverse it. A nil undo journals what was done, unreversible.
+func (l *Local) ExecUndo(ctx context.Context, why string, undo []string, name string, args ...string) error {
+	c := Change{Action: "exec", Detail: why}
+	l.changes = append(l.changes, c)
 	if l.dryRun {
 		return nil
 	}
-	out, err := l.command(ctx, name, args...).CombinedOutput()
+	if l.journal != nil {
+		if err := l.journal.add(Entry{Action: "exec", Detail: why + ": " + name + " " + strings.Join(args, " "), Undo: undo}); err != nil {
+			return fmt.Errorf("host: exec %s: nothing run: %w", name, err)
+		}
+	}
+	if err := l.Run(ctx, append([]string{name}, args...)); err != nil {
+		return err
+	}
+	l.changed(c)
+	return nil
+}
+
+// Run runs argv inside the root (a Runner for Journal.Rollback); it
+// records nothing.
+func (l *Local) Run(ctx context.Context, argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("host: run: empty command")
+	}
+	out, err := l.command(ctx, argv[0], argv[1:]...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("host: %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return fmt.Errorf("host: %s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
 	}
 	return nil
 }

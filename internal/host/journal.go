@@ -1,0 +1,276 @@
+package host
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// JournalDir holds apply journals, inside the target root: a journal
+// describes the root it was taken of, and must survive the process that
+// wrote it (a SIGKILL, a reboot, a transient rollback timer firing after
+// bulwark has gone).
+const JournalDir = "/var/lib/bulwark/journal"
+
+// Journal states. A journal is "open" while apply runs; one left open was
+// interrupted.
+const (
+	StateOpen       = "open"
+	StateComplete   = "complete"
+	StateFailed     = "failed"
+	StateRolledBack = "rolled-back"
+	StateConfirmed  = "confirmed"
+)
+
+// Entry is one before-state, recorded before the change it undoes is made.
+// For a file: whether it existed, its content, mode, owner, or its link
+// target. For a command: what it did and, when the caller knows one, the
+// command that undoes it (run inside the root on rollback).
+type Entry struct {
+	Seq     int         `json:"seq"`
+	Control string      `json:"control,omitempty"`
+	Action  string      `json:"action"` // "write", "remove", "exec"
+	Path    string      `json:"path,omitempty"`
+	Existed bool        `json:"existed,omitempty"`
+	Content []byte      `json:"content,omitempty"`
+	Mode    fs.FileMode `json:"mode,omitempty"`
+	UID     int         `json:"uid,omitempty"`
+	GID     int         `json:"gid,omitempty"`
+	Link    string      `json:"link,omitempty"`
+	Detail  string      `json:"detail,omitempty"`
+	Undo    []string    `json:"undo,omitempty"`
+}
+
+// Record is the journal file's content.
+type Record struct {
+	ID      string    `json:"id"`
+	Started time.Time `json:"started"`
+	State   string    `json:"state"`
+	Entries []Entry   `json:"entries"`
+}
+
+// Journal records before-states for one apply run. Every record rewrites
+// the file atomically (temp, fsync, rename), so a crash leaves either the
+// previous or the new journal, never a torn one.
+type Journal struct {
+	mu      sync.Mutex
+	root    string // real root directory on this machine
+	control string
+	rec     Record
+}
+
+// NewJournal starts a journal for root. Its ID sorts by start time, so the
+// last journal is the one with the greatest ID.
+func NewJournal(root string) (*Journal, error) {
+	id := time.Now().UTC().Format("20060102T150405.000000000Z")
+	j := &Journal{root: root, rec: Record{ID: id, Started: time.Now().UTC(), State: StateOpen}}
+	if err := j.save(); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// OpenJournal reads journal id of root.
+func OpenJournal(root, id string) (*Journal, error) {
+	if id == "" || strings.ContainsAny(id, "/\\") || strings.HasPrefix(id, ".") {
+		return nil, fmt.Errorf("journal: bad id %q", id)
+	}
+	p := filepath.Join(root, JournalDir, id+".json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("journal: read %s: %w", p, err)
+	}
+	j := &Journal{root: root}
+	if err := json.Unmarshal(b, &j.rec); err != nil {
+		return nil, fmt.Errorf("journal: parse %s: %w", p, err)
+	}
+	return j, nil
+}
+
+// LastJournal opens the newest journal of root that has not been rolled
+// back, so two `--rollback` runs walk back two applies.
+func LastJournal(root string) (*Journal, error) {
+	dir := filepath.Join(root, JournalDir)
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("journal: list %s: %w", dir, err)
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	for _, n := range names {
+		j, err := OpenJournal(root, strings.TrimSuffix(filepath.Base(n), ".json"))
+		if err != nil {
+			return nil, err
+		}
+		if j.rec.State != StateRolledBack {
+			return j, nil
+		}
+	}
+	return nil, fmt.Errorf("journal: no journal to roll back in %s", dir)
+}
+
+// ID names the journal (its file is JournalDir/ID.json).
+func (j *Journal) ID() string { return j.rec.ID }
+
+// State is the journal's state.
+func (j *Journal) State() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.rec.State
+}
+
+// Entries returns a copy of what was recorded.
+func (j *Journal) Entries() []Entry {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return append([]Entry(nil), j.rec.Entries...)
+}
+
+// Begin attributes the following records to control.
+func (j *Journal) Begin(control string) {
+	j.mu.Lock()
+	j.control = control
+	j.mu.Unlock()
+}
+
+// SetState records the run's outcome.
+func (j *Journal) SetState(s string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rec.State = s
+	return j.saveLocked()
+}
+
+// RecordUndo records a command that undoes something bulwark did outside
+// the files (a reloaded daemon, a kernel ruleset). On rollback it runs
+// after every later entry has been undone.
+func (j *Journal) RecordUndo(why string, undo []string) error {
+	return j.add(Entry{Action: "exec", Detail: why, Undo: undo})
+}
+
+// recordFile stores the before-state of target path p (real is its path
+// on this machine) before action changes it.
+func (j *Journal) recordFile(action, p, real string) error {
+	e := Entry{Action: action, Path: p}
+	st, err := os.Lstat(real)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("journal: stat %s: %w", p, err)
+	case st.Mode()&fs.ModeSymlink != 0:
+		e.Existed = true
+		if e.Link, err = os.Readlink(real); err != nil {
+			return fmt.Errorf("journal: readlink %s: %w", p, err)
+		}
+	default:
+		e.Existed, e.Mode = true, st.Mode().Perm()
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+			e.UID, e.GID = int(sys.Uid), int(sys.Gid)
+		}
+		if e.Content, err = os.ReadFile(real); err != nil {
+			return fmt.Errorf("journal: read %s: %w", p, err)
+		}
+	}
+	return j.add(e)
+}
+
+func (j *Journal) add(e Entry) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e.Seq, e.Control = len(j.rec.Entries)+1, j.control
+	j.rec.Entries = append(j.rec.Entries, e)
+	return j.saveLocked()
+}
+
+func (j *Journal) save() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.saveLocked()
+}
+
+func (j *Journal) saveLocked() error {
+	b, err := json.MarshalIndent(j.rec, "", " ")
+	if err != nil {
+		return fmt.Errorf("journal %s: encode: %w", j.rec.ID, err)
+	}
+	p := filepath.Join(j.root, JournalDir, j.rec.ID+".json")
+	if err := atomicWrite(p, b, 0o600); err != nil {
+		return fmt.Errorf("journal %s: %w", j.rec.ID, err)
+	}
+	return nil
+}
+
+// Runner runs an undo command inside the journal's root.
+type Runner func(ctx context.Context, argv []string) error
+
+// Rollback undoes, newest first, the entries of control (every entry when
+// control is ""), and returns one line per undone entry. It stops at the
+// first entry it cannot undo: later (older) entries would restore a state
+// that assumed it. A whole-journal rollback marks the journal rolled back.
+func (j *Journal) Rollback(ctx context.Context, control string, run Runner) ([]string, error) {
+	entries := j.Entries()
+	var done []string
+	for i := len(entries) - 1; i >= 0; i-- {
+		e := entries[i]
+		if control != "" && e.Control != control {
+			continue
+		}
+		line, err := j.undo(ctx, e, run)
+		if err != nil {
+			return done, fmt.Errorf("journal %s: undo #%d (%s %s%s): %w", j.rec.ID, e.Seq, e.Action, e.Path, e.Detail, err)
+		}
+		done = append(done, line)
+	}
+	if control == "" {
+		return done, j.SetState(StateRolledBack)
+	}
+	return done, nil
+}
+
+func (j *Journal) undo(ctx context.Context, e Entry, run Runner) (string, error) {
+	if e.Action == "exec" {
+		if len(e.Undo) == 0 {
+			return "not undone (no undo command known): " + e.Detail, nil
+		}
+		return "ran " + strings.Join(e.Undo, " ") + " (" + e.Detail + ")", run(ctx, e.Undo)
+	}
+	real := filepath.Join(j.root, filepath.Clean("/"+e.Path))
+	switch {
+	case !e.Existed:
+		if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		return "removed " + e.Path + " (did not exist before)", nil
+	case e.Link != "":
+		return "restored link " + e.Path + " -> " + e.Link, restoreLink(real, e.Link)
+	}
+	if err := atomicWrite(real, e.Content, e.Mode); err != nil {
+		return "", err
+	}
+	if err := os.Lchown(real, e.UID, e.GID); err != nil {
+		return "", fmt.Errorf("chown %s: %w", e.Path, err)
+	}
+	return fmt.Sprintf("restored %s (%d bytes, mode %04o)", e.Path, len(e.Content), e.Mode), nil
+}
+
+// restoreLink replaces real with a symlink to target, atomically.
+func restoreLink(real, target string) error {
+	tmp := real + ".bulwark-link"
+	_ = os.Remove(tmp)
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, real); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(real))
+}

@@ -1,0 +1,220 @@
+package host
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func newRoot(t *testing.T, opts ...Option) (*Local, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := NewLocal(dir, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, dir
+}
+
+func TestWriteFileIsIdempotent(t *testing.T) {
+	l, dir := newRoot(t)
+	if err := l.WriteFile("/etc/bulwark/a.conf", []byte("x=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WriteFile("/etc/bulwark/a.conf", []byte("x=1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.Changes(); len(got) != 1 || got[0].Action != "write" || got[0].Path != "/etc/bulwark/a.conf" {
+		t.Fatalf("changes after two identical writes = %v, want exactly one write", got)
+	}
+	st, err := os.Stat(filepath.Join(dir, "etc/bulwark/a.conf"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("written file: %v, mode %v", err, st.Mode())
+	}
+}
+
+func TestWriteFileRecordsEachKindOfChange(t *testing.T) {
+	tests := []struct {
+		name       string
+		data       string
+		perm       os.FileMode
+		wantChange string // "" = no change
+	}{
+		{"same content and mode", "a\n", 0o644, ""},
+		{"mode only", "a\n", 0o600, "mode to 0600"},
+		{"content", "b\n", 0o644, "2 bytes, mode 0644"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, dir := newRoot(t)
+			p := filepath.Join(dir, "f")
+			if err := os.WriteFile(p, []byte("a\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.WriteFile("/f", []byte(tt.data), tt.perm); err != nil {
+				t.Fatal(err)
+			}
+			ch := l.Changes()
+			if tt.wantChange == "" {
+				if len(ch) != 0 {
+					t.Fatalf("changes = %v, want none", ch)
+				}
+				return
+			}
+			if len(ch) != 1 || ch[0].Detail != tt.wantChange {
+				t.Fatalf("changes = %v, want one %q", ch, tt.wantChange)
+			}
+			b, _ := os.ReadFile(p)
+			st, _ := os.Stat(p)
+			if string(b) != tt.data || st.Mode().Perm() != tt.perm {
+				t.Fatalf("file = %q %v, want %q %v", b, st.Mode().Perm(), tt.data, tt.perm)
+			}
+		})
+	}
+}
+
+func TestWriteLeavesNoTempFiles(t *testing.T) {
+	l, dir := newRoot(t)
+	for i := 0; i < 3; i++ {
+		if err := l.WriteFile("/etc/x", []byte(strings.Repeat("y", i+1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "etc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "x" {
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("etc/ holds %v, want only x", names)
+	}
+}
+
+func TestDryRunRecordsButChangesNothing(t *testing.T) {
+	l, dir := newRoot(t, DryRun())
+	if !l.DryRun() {
+		t.Fatal("DryRun() = false")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "old"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WriteFile("/etc/new", []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Remove("/old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Exec(context.Background(), "would run false", "false"); err != nil {
+		t.Fatalf("dry-run Exec ran the command: %v", err)
+	}
+	if len(l.Changes()) != 3 {
+		t.Fatalf("changes = %v, want 3 recorded", l.Changes())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "etc/new")); !os.IsNotExist(err) {
+		t.Fatalf("dry-run wrote etc/new: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "old")); err != nil {
+		t.Fatalf("dry-run removed old: %v", err)
+	}
+}
+
+func TestRemoveMissingIsNoChange(t *testing.T) {
+	l, _ := newRoot(t)
+	if err := l.Remove("/nope"); err != nil || len(l.Changes()) != 0 {
+		t.Fatalf("Remove missing: err %v, changes %v", err, l.Changes())
+	}
+}
+
+// TestSymlinksResolveInsideRoot is the reason resolveInRoot exists: an
+// offline image's absolute symlinks must resolve inside the image, never on
+// the machine building it.
+func TestSymlinksResolveInsideRoot(t *testing.T) {
+	outside := t.TempDir() // plays the build machine's own filesystem
+	tests := []struct {
+		name     string
+		link     string // link path inside the root
+		target   string // what the link points at
+		write    string // path written through the host
+		wantFile string // where the bytes must land, relative to root
+	}{
+		{"absolute link", "/etc/resolv.conf", filepath.Join(outside, "resolv.conf"), "/etc/resolv.conf", filepath.Join(outside, "resolv.conf")},
+		{"absolute dir link", "/etc/conf.d", outside, "/etc/conf.d/x.conf", filepath.Join(outside, "x.conf")},
+		{"dotdot climbs no higher than root", "/etc/up", "../../../../..", "/etc/up/etc/y", "/etc/y"},
+		{"relative link", "/etc/rel", "../var/lib", "/etc/rel/z", "/var/lib/z"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, dir := newRoot(t)
+			if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(tt.link)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(tt.target, filepath.Join(dir, tt.link)); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.WriteFile(tt.write, []byte("in-root"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			want := filepath.Join(dir, tt.wantFile)
+			if b, err := os.ReadFile(want); err != nil || string(b) != "in-root" {
+				t.Fatalf("bytes not at %s inside the root: %v", want, err)
+			}
+			ents, _ := os.ReadDir(outside)
+			if len(ents) != 0 {
+				t.Fatalf("write escaped the root into %s", outside)
+			}
+		})
+	}
+}
+
+func TestSymlinkLoopFails(t *testing.T) {
+	l, dir := newRoot(t)
+	if err := os.Symlink("/b", filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/a", filepath.Join(dir, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.WriteFile("/a/x", []byte("x"), 0o644); err == nil {
+		t.Fatal("write through a symlink loop succeeded")
+	}
+}
+
+func TestLinkOperationsDoNotFollowFinalLink(t *testing.T) {
+	l, dir := newRoot(t)
+	if err := os.Symlink("/dev/null", filepath.Join(dir, "masked.service")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Readlink("/masked.service"); err != nil || got != "/dev/null" {
+		t.Fatalf("Readlink = %q, %v", got, err)
+	}
+	st, err := l.Lstat("/masked.service")
+	if err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("Lstat followed the link: %v %v", st, err)
+	}
+	if err := l.Remove("/masked.service"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "masked.service")); !os.IsNotExist(err) {
+		t.Fatal("Remove did not remove the link itself")
+	}
+}
+
+func TestNewLocalRejectsNonDirectory(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{f, filepath.Join(t.TempDir(), "missing")} {
+		if _, err := NewLocal(root); err == nil {
+			t.Errorf("NewLocal(%q): want error", root)
+		}
+	}
+}
