@@ -123,6 +123,38 @@ variable "transferd_binary" {
   description = "Static transferd binary for linux/amd64."
 }
 
+# The build key is removed at the end, and PermitRootLogin is "no", so an
+# image has no SSH login until deploy adds sysadmins. A build for testing
+# (make e2e) passes an operator key: the account is made in the policy's
+# admin group with non-interactive sudo, before hardening, so the ssh
+# control's AllowGroups admits it. Empty (the default) creates nothing.
+variable "operator_user" {
+  type    = string
+  default = "bulwark-operator"
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_-]{0,31}$", var.operator_user))
+    error_message = "The operator_user must be a valid Linux user name."
+  }
+}
+
+variable "operator_group" {
+  type        = string
+  default     = "bulwark-sysadmin"
+  description = "Group the operator joins; must be one of the policy's ssh.allow_groups."
+}
+
+variable "operator_authorized_key" {
+  type        = string
+  default     = ""
+  description = "authorized_keys line for operator_user; empty creates no operator."
+}
+
+variable "evidence_dir" {
+  type        = string
+  default     = ""
+  description = "Where the evidence bundle goes; empty means output_dir/evidence."
+}
+
 variable "output_dir" {
   type    = string
   default = "out/debian-12"
@@ -147,6 +179,7 @@ data "bulwark-policy" "appliance" {
 locals {
   image       = "${var.output_dir}/${var.vm_name}.${var.format}"
   results_dir = var.results_dir
+  evidence_dir = var.evidence_dir == "" ? "${var.output_dir}/evidence" : var.evidence_dir
   # Direct kernel boot only when a kernel is given; an empty initrd is left out.
   direct_boot = var.kernel == "" ? [] : concat(
     [["-kernel", var.kernel], ["-append", var.kernel_append]],
@@ -183,19 +216,31 @@ source "qemu" "debian" {
 build {
   sources = ["source.qemu.debian"]
 
+  provisioner "shell" {
+    environment_vars = [
+      "OPERATOR_USER=${var.operator_user}",
+      "OPERATOR_GROUP=${var.operator_group}",
+      "OPERATOR_KEY=${var.operator_authorized_key}",
+    ]
+    script = "${path.root}/scripts/operator.sh"
+  }
+
   provisioner "bulwark-harden" {
     bulwark_binary   = var.bulwark_binary
     transferd_binary = var.transferd_binary
     policy_file      = var.policy_file
     results_dir      = local.results_dir
     remove_build_key = var.build_public_key
+    # From /, not the communicator's home: controls run tools as service
+    # users (psql as postgres), which cannot enter /root.
+    execute_command = "cd / && {{.Command}}"
   }
 
   post-processor "bulwark-evidence" {
     results_file = "${local.results_dir}/results.json"
     policy_file  = var.policy_file
     base_image   = var.base_image
-    output_dir   = "${var.output_dir}/evidence"
+    output_dir   = local.evidence_dir
   }
 
   # Hypervisors (VMware, ESXi) take VMDK; the qcow2/raw stays the artifact.

@@ -108,9 +108,9 @@ func TestErrorPlace(t *testing.T) {
 		{"duplicate sysctl", "baseline:\n  sysctl:\n    a.b: \"1\"\n    a.b: \"0\"\n",
 			Error{"u.yaml", 4, 5, "baseline.sysctl[a.b]", `duplicate key "a.b"`}},
 		{"bad value from defaults", "network:\n  admin_port: 80\n",
-			Error{EmbeddedName, 15, 18, "network.public_ports[0]", "port 80 is the admin_port"}},
+			Error{EmbeddedName, defaultLine("  public_ports:"), 18, "network.public_ports[0]", "port 80 is the admin_port"}},
 		{"regex mode needs regex", "passwords:\n  mode: regex\n",
-			Error{EmbeddedName, 66, 10, "passwords.regex", "empty, but passwords.mode is regex"}},
+			Error{EmbeddedName, defaultLine("  regex:"), 10, "passwords.regex", "empty, but passwords.mode is regex"}},
 		{"clamav interval", "clamav:\n  update_interval: 25h\n",
 			Error{"u.yaml", 2, 20, "clamav.update_interval", "25h0m0s out of range (want 15m–24h"}},
 		{"zero duration in any section", "transfer:\n  session_ttl: 0s\n",
@@ -269,4 +269,15 @@ func TestErrorFormat(t *testing.T) {
 	if got, want := e.Error(), "/etc/bulwark/policy.yaml:7:5: network.ssh_admin_networks[1]: invalid CIDR"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
+}
+
+// defaultLine is the 1-based line of the embedded defaults that starts with
+// prefix, so tests naming a default's position survive edits to the file.
+func defaultLine(prefix string) int {
+	for i, l := range strings.Split(string(DefaultYAML()), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return i + 1
+		}
+	}
+	return -1
 }

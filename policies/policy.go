@@ -104,6 +104,10 @@ type Updates struct {
 	AutoReboot   bool   `yaml:"auto_reboot"`
 	RebootWindow string `yaml:"reboot_window"` // HH:MM, local time
 	MailTo       string `yaml:"mail_to"`
+	// RandomizedDelay spreads the upgrade run after Schedule so a fleet
+	// does not hit the mirror at once; the package-list refresh runs
+	// exactly at Schedule so the upgrade always sees fresh lists.
+	RandomizedDelay Duration `yaml:"randomized_delay"`
 }
 
 // ClamAV is the antivirus policy.
@@ -161,6 +165,11 @@ type LUKS struct {
 	// "tpm2", "keyfile" (delivered by cloud-init/Pulumi) or "prompt".
 	KeySource string `yaml:"key_source"`
 	KeyFile   string `yaml:"key_file"`
+	// PBKDFMemoryKiB caps argon2's memory cost at format time (cryptsetup
+	// --pbkdf-memory). 0 keeps cryptsetup's benchmarked default; lower it
+	// only for small or emulated instances, where the default can take
+	// minutes to format and unlock.
+	PBKDFMemoryKiB int `yaml:"pbkdf_memory_kib"`
 }
 
 // FIPS is the FIPS 140-3 policy.
@@ -169,6 +178,10 @@ type FIPS struct {
 	// ProTokenFile names a file holding the Ubuntu Pro token at build time;
 	// the token itself never lives in the policy.
 	ProTokenFile string `yaml:"pro_token_file"`
+	// Service runs transferd on Go's FIPS 140-3 module (built with
+	// GOFIPS140, run with GODEBUG=fips140=on). It is independent of Mode:
+	// Go's module needs no kernel support, so it holds on Debian too.
+	Service bool `yaml:"service"`
 }
 
 // Baseline is the OS hardening baseline.
@@ -254,4 +267,13 @@ type Transfer struct {
 	// TOTPGroups lists groups whose members must log in with TOTP; admins
 	// and sysadmins always must.
 	TOTPGroups []string `yaml:"totp_groups"`
+	// BinarySource is where the image build stages the transferd binary
+	// that the transfer family installs as /usr/local/bin/transferd.
+	BinarySource string `yaml:"binary_source"`
+	// ActionScripts are extra DLP/AV checks run on every clean upload before
+	// it is committed: the temp file's path as argument, metadata as JSON on
+	// stdin; exit 0 accepts, anything else (or a timeout) refuses.
+	ActionScripts []string `yaml:"action_scripts"`
+	// ActionTimeout bounds each action script; past it the upload is refused.
+	ActionTimeout Duration `yaml:"action_timeout"`
 }

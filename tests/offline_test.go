@@ -42,7 +42,7 @@ func TestOfflineApplyVerify(t *testing.T) {
 		t.Fatalf("first apply: exit %d, want 0 and changes listed per control:\n%s", code, out)
 	}
 	out, code = runBulwark(t, bin, "apply", "--root", root, "--only", only)
-	if code != 0 || !strings.Contains(out, "no changes: 5 controls already converged") {
+	if code != 0 || !strings.Contains(out, "no changes: 6 controls already converged") {
 		t.Fatalf("second apply: exit %d, want 0 and \"no changes\":\n%s", code, out)
 	}
 	out, code = runBulwark(t, bin, "verify", "--root", root, "--only", only)

@@ -158,3 +158,39 @@ func rejectedInputs(t *testing.T, e *packerEnv) {
 		}
 	}
 }
+
+// TestBuildImageRejects shows scripts/build-image.sh (make image) refuses
+// bad input before doing anything: exit 2, a message naming the variable,
+// and nothing created under OUT.
+func TestBuildImageRejects(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(file))
+	tests := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"format", []string{"FORMAT=vdi"}, "FORMAT=vdi: must be qcow2, raw or vmdk"},
+		{"policy", []string{"POLICY=/nonexistent/policy.yaml"}, "POLICY=/nonexistent/policy.yaml: no such readable file"},
+		{"operator key", []string{"OPERATOR_KEY=/nonexistent/key.pub"}, "OPERATOR_KEY=/nonexistent/key.pub"},
+		{"resume step", []string{"FROM=deploy"}, "FROM=deploy: not a step"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			c := exec.Command("bash", "scripts/build-image.sh")
+			c.Dir = root
+			c.Env = append(append(os.Environ(), "OUT="+out), tt.env...)
+			b, err := c.CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+				t.Fatalf("want exit 2, got %v:\n%s", err, b)
+			}
+			if !strings.Contains(string(b), tt.want) {
+				t.Errorf("output does not name %q:\n%s", tt.want, b)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("%s was created (err %v); bad input must change nothing", out, err)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -96,17 +97,30 @@ func OpenJournal(root, id string) (*Journal, error) {
 	return j, nil
 }
 
-// LastJournal opens the newest journal of root that has not been rolled
-// back, so two `--rollback` runs walk back two applies.
-func LastJournal(root string) (*Journal, error) {
+// Journals lists root's journal IDs, newest first.
+func Journals(root string) ([]string, error) {
 	dir := filepath.Join(root, JournalDir)
 	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return nil, fmt.Errorf("journal: list %s: %w", dir, err)
 	}
-	sort.Sort(sort.Reverse(sort.StringSlice(names)))
+	ids := make([]string, 0, len(names))
 	for _, n := range names {
-		j, err := OpenJournal(root, strings.TrimSuffix(filepath.Base(n), ".json"))
+		ids = append(ids, strings.TrimSuffix(filepath.Base(n), ".json"))
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(ids)))
+	return ids, nil
+}
+
+// LastJournal opens the newest journal of root that has not been rolled
+// back, so two `--rollback` runs walk back two applies.
+func LastJournal(root string) (*Journal, error) {
+	ids, err := Journals(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		j, err := OpenJournal(root, id)
 		if err != nil {
 			return nil, err
 		}
@@ -114,7 +128,29 @@ func LastJournal(root string) (*Journal, error) {
 			return j, nil
 		}
 	}
-	return nil, fmt.Errorf("journal: no journal to roll back in %s", dir)
+	return nil, fmt.Errorf("journal: no journal to roll back in %s", filepath.Join(root, JournalDir))
+}
+
+// Discard deletes the journal and its side files (<id>.*, e.g. a ruleset
+// snapshot). Apply discards the journal of a run that changed nothing, so
+// --rollback never picks a run that has nothing to undo.
+func (j *Journal) Discard() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	dir, err := j.real(JournalDir, true)
+	if err != nil {
+		return err
+	}
+	files, err := filepath.Glob(filepath.Join(dir, j.rec.ID+".*"))
+	if err != nil {
+		return fmt.Errorf("journal %s: discard: %w", j.rec.ID, err)
+	}
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("journal %s: discard: %w", j.rec.ID, err)
+		}
+	}
+	return nil
 }
 
 // ID names the journal (its file is JournalDir/ID.json).
@@ -159,6 +195,11 @@ func (j *Journal) RecordUndo(why string, undo []string) error {
 // recordFile stores the before-state of target path p (real is its path
 // on this machine) before action changes it.
 func (j *Journal) recordFile(action, p, real string) error {
+	if action == "write" {
+		if err := j.recordMkdirs(p); err != nil {
+			return err
+		}
+	}
 	e := Entry{Action: action, Path: p}
 	st, err := os.Lstat(real)
 	switch {
@@ -182,6 +223,28 @@ func (j *Journal) recordFile(action, p, real string) error {
 	return j.add(e)
 }
 
+// recordMkdirs journals the parent directories a write of p will create,
+// outermost first, so a rollback removes them after the file.
+func (j *Journal) recordMkdirs(p string) error {
+	var missing []string
+	for d := path.Dir(path.Clean("/" + p)); d != "/"; d = path.Dir(d) {
+		real, err := j.real(d, true)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Lstat(real); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := j.add(Entry{Action: "mkdir", Path: missing[i]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (j *Journal) add(e Entry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -201,7 +264,10 @@ func (j *Journal) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("journal %s: encode: %w", j.rec.ID, err)
 	}
-	p := filepath.Join(j.root, JournalDir, j.rec.ID+".json")
+	p, err := j.real(filepath.Join(JournalDir, j.rec.ID+".json"), true)
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", j.rec.ID, err)
+	}
 	if err := atomicWrite(p, b, 0o600); err != nil {
 		return fmt.Errorf("journal %s: %w", j.rec.ID, err)
 	}
@@ -242,8 +308,18 @@ func (j *Journal) undo(ctx context.Context, e Entry, run Runner) (string, error)
 		}
 		return "ran " + strings.Join(e.Undo, " ") + " (" + e.Detail + ")", run(ctx, e.Undo)
 	}
-	real := filepath.Join(j.root, filepath.Clean("/"+e.Path))
+	real, err := j.real(e.Path, e.Action == "write")
+	if err != nil {
+		return "", err
+	}
 	switch {
+	case e.Action == "mkdir":
+		// Remove refuses a non-empty directory: something else put a file
+		// there since, and it is not ours to delete.
+		if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "left directory " + e.Path + " (" + err.Error() + ")", nil
+		}
+		return "removed directory " + e.Path + " (created by apply)", nil
 	case !e.Existed:
 		if err := os.Remove(real); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return "", err
@@ -259,6 +335,15 @@ func (j *Journal) undo(ctx context.Context, e Entry, run Runner) (string, error)
 		return "", fmt.Errorf("chown %s: %w", e.Path, err)
 	}
 	return fmt.Sprintf("restored %s (%d bytes, mode %04o)", e.Path, len(e.Content), e.Mode), nil
+}
+
+// real maps a target path into the root the way the host does, so a
+// symlink inside an offline image never sends a restore outside it.
+func (j *Journal) real(p string, followFinal bool) (string, error) {
+	if j.root == "/" {
+		return filepath.Join("/", filepath.Clean("/"+p)), nil
+	}
+	return resolveInRoot(j.root, p, followFinal)
 }
 
 // restoreLink replaces real with a symlink to target, atomically.

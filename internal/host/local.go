@@ -68,6 +68,18 @@ func (l *Local) Live() bool { return l.root == "/" }
 // Changes implements Host.
 func (l *Local) Changes() []Change { return append([]Change(nil), l.changes...) }
 
+// Path maps a target path to this machine's path, resolving symlinks
+// inside the root as the target would. A path that cannot be resolved (a
+// symlink loop) maps to its plain join, where the next operation on it
+// reports the error.
+func (l *Local) Path(p string) string {
+	real, err := l.resolve(p, true)
+	if err != nil {
+		return filepath.Join(l.root, filepath.Clean("/"+p))
+	}
+	return real
+}
+
 // resolve maps a target path to this machine's path, following symlinks
 // inside the root as the target would (see resolveInRoot).
 func (l *Local) resolve(p string, followFinal bool) (string, error) {
@@ -259,6 +271,9 @@ func (l *Local) ExecUndo(ctx context.Context, why string, undo []string, name st
 		return nil
 	}
 	if l.journal != nil {
+		if undo == nil {
+			undo, _ = l.inferUndo(ctx, name, args)
+		}
 		if err := l.journal.add(Entry{Action: "exec", Detail: why + ": " + name + " " + strings.Join(args, " "), Undo: undo}); err != nil {
 			return fmt.Errorf("host: exec %s: nothing run: %w", name, err)
 		}

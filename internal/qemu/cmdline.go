@@ -51,6 +51,17 @@ type Options struct {
 	// WorkDir holds the console log and overlay; default a new temp dir,
 	// removed by Close.
 	WorkDir string
+	// FwCfg hands files to the guest through QEMU's firmware config device
+	// (/sys/firmware/qemu_fw_cfg/by_name/<Name>/raw in the guest): how the
+	// local target delivers the per-instance secret without a disk or the
+	// command line (QEMU reads the file at start-up, so it can then go).
+	FwCfg []FwCfg
+}
+
+// FwCfg is one firmware config blob; Name must start with "opt/".
+type FwCfg struct {
+	Name string
+	File string
 }
 
 const (
@@ -86,6 +97,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BootTimeout == 0 {
 		o.BootTimeout = defaultBootTimeout
+	}
+	for _, f := range o.FwCfg {
+		if !strings.HasPrefix(f.Name, "opt/") || f.File == "" {
+			return o, fmt.Errorf("qemu: FwCfg %q: name must start with opt/ and a file is required", f.Name)
+		}
 	}
 	for _, p := range o.Forward {
 		if p <= 0 || p > 65535 {
@@ -136,6 +152,9 @@ func Args(o Options, p Plan) []string {
 		// early boot under TCG.
 		"-device", "virtio-rng-pci",
 	)
+	for _, f := range o.FwCfg {
+		a = append(a, "-fw_cfg", "name="+escapeOpt(f.Name)+",file="+escapeOpt(f.File))
+	}
 	return a
 }
 

@@ -6,6 +6,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -92,17 +93,84 @@ func (r ApplyReport) Changed() int {
 // a half-hardened host must not be reported as converged. The report holds
 // what was changed up to the failure.
 func Apply(ctx context.Context, h host.Host, controls []provision.Control) (ApplyReport, error) {
+	return ApplyWith(ctx, h, controls, Options{})
+}
+
+// Options adjust ApplyWith.
+type Options struct {
+	// BeforeFamily runs once before the first control of each family, on
+	// hosts that are really changed: the place to journal state the host
+	// does not mediate (a kernel ruleset, a daemon to reload on rollback).
+	BeforeFamily func(ctx context.Context, family string) error
+}
+
+// journaled is a host that keeps a journal of before-states.
+type journaled interface{ Journal() *host.Journal }
+
+// ApplyWith is Apply, transactional per control when the host keeps a
+// journal: a control that fails has its own changes rolled back before the
+// run stops, so the host is left as the previous controls made it. The
+// journal ends "complete" or "failed".
+func ApplyWith(ctx context.Context, h host.Host, controls []provision.Control, o Options) (ApplyReport, error) {
+	var j *host.Journal
+	if jh, ok := h.(journaled); ok {
+		j = jh.Journal()
+	}
 	var rep ApplyReport
+	seen := map[string]bool{}
 	for _, c := range controls {
+		if j != nil {
+			j.Begin(c.ID())
+		}
+		if fam := family(c.ID()); !seen[fam] && o.BeforeFamily != nil && !h.DryRun() {
+			seen[fam] = true
+			if err := o.BeforeFamily(ctx, fam); err != nil {
+				return rep, finish(j, fmt.Errorf("apply stopped before control %s: %w", c.ID(), err))
+			}
+		}
 		before := len(h.Changes())
 		start := time.Now()
 		err := c.Apply(ctx, h)
 		rep.Controls = append(rep.Controls, ControlChanges{ID: c.ID(), Changes: h.Changes()[before:], Duration: time.Since(start)})
 		if err != nil {
-			return rep, fmt.Errorf("apply stopped at control %s: %w", c.ID(), err)
+			return rep, finish(j, rollbackControl(ctx, h, j, c.ID(), err))
 		}
 	}
-	return rep, nil
+	return rep, finish(j, nil)
+}
+
+// rollbackControl undoes the failed control's journalled changes and says
+// so in the error; a rollback that itself fails is reported too.
+func rollbackControl(ctx context.Context, h host.Host, j *host.Journal, id string, cause error) error {
+	err := fmt.Errorf("apply stopped at control %s: %w", id, cause)
+	if j == nil {
+		return err
+	}
+	run, ok := h.(interface {
+		Run(ctx context.Context, argv []string) error
+	})
+	if !ok {
+		return fmt.Errorf("%w; cannot roll back: host has no command runner", err)
+	}
+	undone, rbErr := j.Rollback(ctx, id, run.Run)
+	if rbErr != nil {
+		return fmt.Errorf("%w; rolling back %s failed after %d undos: %v (journal %s)", err, id, len(undone), rbErr, j.ID())
+	}
+	return fmt.Errorf("%w; rolled back %d change(s) of %s (journal %s)", err, len(undone), id, j.ID())
+}
+
+func finish(j *host.Journal, err error) error {
+	if j == nil {
+		return err
+	}
+	state := host.StateComplete
+	if err != nil {
+		state = host.StateFailed
+	}
+	if serr := j.SetState(state); serr != nil {
+		return errors.Join(err, serr)
+	}
+	return err
 }
 
 // Verify runs each control's Verify and collects the findings, sorted by

@@ -28,6 +28,7 @@ const eicarHDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n"
 // constructor is) listening on a Unix socket.
 type Clam struct {
 	Socket string
+	Pid    int // benchmarks read clamd's CPU time from /proc/<Pid>/stat
 	stop   func()
 }
 
@@ -80,7 +81,7 @@ MaxFileSize 4000M
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	var once sync.Once
-	c := &Clam{Socket: sock, stop: func() {
+	c := &Clam{Socket: sock, Pid: cmd.Process.Pid, stop: func() {
 		once.Do(func() {
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {

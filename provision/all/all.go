@@ -5,18 +5,34 @@ package all
 import (
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/audit"
 	"github.com/bulwark-appliance/bulwark/provision/baseline"
+	"github.com/bulwark-appliance/bulwark/provision/clamav"
+	"github.com/bulwark-appliance/bulwark/provision/database"
+	"github.com/bulwark-appliance/bulwark/provision/fips"
 	"github.com/bulwark-appliance/bulwark/provision/firewall"
+	"github.com/bulwark-appliance/bulwark/provision/luks"
 	"github.com/bulwark-appliance/bulwark/provision/ssh"
+	"github.com/bulwark-appliance/bulwark/provision/tls"
+	"github.com/bulwark-appliance/bulwark/provision/transfer"
+	"github.com/bulwark-appliance/bulwark/provision/updates"
 )
 
 // Families returns every family, in apply order.
 func Families() []provision.Family {
 	return []provision.Family{
 		// families are added here as they land, one line each
+		updates.Family,
+		clamav.Family,
+		luks.Family,
+		fips.Family,
+		database.Family,
 		firewall.Family,
 		ssh.Family,
 		baseline.Family,
+		audit.Family,
+		transfer.Family,
+		tls.Family,
 	}
 }
 

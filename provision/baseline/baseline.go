@@ -11,13 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
-
-	"github.com/coreos/go-systemd/v22/dbus"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Family is the baseline family for provision/all.
@@ -31,6 +29,7 @@ func Controls(p *policies.Policy) []provision.Control {
 		&CoreDumps{Allowed: b.CoreDumps},
 		&Tmp{Noexec: b.TmpNoexec},
 		&Timesync{Servers: b.NTPServers},
+		&Listeners{Network: p.Network},
 	}
 }
 
@@ -85,30 +84,10 @@ func exists(h host.Host, path string) (bool, error) {
 	return err == nil, err
 }
 
-// unitActive reads a unit's ActiveState over systemd's D-Bus API: goss's
-// lesson is that parsing systemctl output misreads static and masked units.
+// unitActive reads a unit's state over systemd's D-Bus API (through
+// internal/probe, shared with every family).
 func unitActive(ctx context.Context, m meta, unit string) provision.Finding {
-	start := time.Now()
-	f := m.finding("unit "+unit, "active")
-	src := "systemd D-Bus " + unit + " ActiveState"
-	conn, err := dbus.NewSystemConnectionContext(ctx)
-	if err != nil {
-		return fail(f, "unreadable", "connect to systemd: "+err.Error(), provision.Evidence{Source: src, Read: err.Error()})
-	}
-	defer conn.Close()
-	p, err := conn.GetUnitPropertyContext(ctx, unit, "ActiveState")
-	if err != nil {
-		return fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()})
-	}
-	state := strings.Trim(p.Value.String(), `"`)
-	ev := provision.Evidence{Source: src, Read: state}
-	if state != "active" {
-		f = fail(f, state, unit+" is not running", ev)
-	} else {
-		f = pass(f, state, ev)
-	}
-	f.Duration = time.Since(start)
-	return f
+	return check.Active(ctx, check.Meta{ID: m.id, Title: m.title, Rows: m.rows}, unit)
 }
 
 func wrap(id, step string, err error) error {

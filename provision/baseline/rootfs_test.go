@@ -128,6 +128,10 @@ func newHost(t *testing.T, root string) *host.Local {
 func requireAllPass(t *testing.T, fs []provision.Finding) {
 	t.Helper()
 	for _, f := range fs {
+		// baseline.listeners reads sockets: not applicable to an offline root.
+		if f.ControlID == "baseline.listeners" && f.Status == provision.NotApplicable {
+			continue
+		}
 		if f.Status != provision.Pass {
 			t.Errorf("%s %s: %s, actual %q: %s %v", f.ControlID, f.Property, f.Status, f.Actual, f.Reason, f.Evidence)
 		}

@@ -16,6 +16,7 @@ import (
 const (
 	TmpUnit      = "/etc/systemd/system/tmp.mount"
 	tmpWantsLink = "/etc/systemd/system/local-fs.target.wants/tmp.mount"
+	procMounts   = "/proc/self/mounts"
 	tmpOptions   = "mode=1777,strictatime,nosuid,nodev,noexec,size=50%,nr_inodes=1m"
 )
 
@@ -51,9 +52,12 @@ func (t *Tmp) ID() string     { return tmpMeta.id }
 func (t *Tmp) Title() string  { return tmpMeta.title }
 func (t *Tmp) Rows() []string { return tmpMeta.rows }
 
-// Apply writes and enables the unit. It is not started on a live system:
-// mounting over a busy /tmp would hide files processes hold open; it takes
-// effect at the next boot, and Verify says so until then.
+// Apply writes and enables the unit, and on a live system with no /tmp
+// mount yet starts it, so the image build's verify sees the mount it ships
+// with instead of waiting for a reboot. Starting hides whatever is in the
+// root disk's /tmp underneath (still there, reachable after umount); an
+// image build keeps nothing there, and a /tmp that is already a mount is
+// left alone, so a running appliance never has its /tmp swapped.
 func (t *Tmp) Apply(ctx context.Context, h host.Host) error {
 	if !t.Noexec {
 		return nil
@@ -65,10 +69,31 @@ func (t *Tmp) Apply(ctx context.Context, h host.Host) error {
 	if err != nil {
 		return wrap(t.ID(), "stat "+tmpWantsLink, err)
 	}
-	if ok {
+	if !ok {
+		if err := h.Exec(ctx, "enable tmp.mount (local-fs.target.wants)", "systemctl", "enable", "tmp.mount"); err != nil {
+			return wrap(t.ID(), "enable tmp.mount", err)
+		}
+	}
+	return t.startLive(ctx, h)
+}
+
+// startLive mounts /tmp now when the live system has no /tmp mount.
+func (t *Tmp) startLive(ctx context.Context, h host.Host) error {
+	if !h.Live() {
 		return nil
 	}
-	return wrap(t.ID(), "enable tmp.mount", h.Exec(ctx, "enable tmp.mount (local-fs.target.wants)", "systemctl", "enable", "tmp.mount"))
+	b, err := os.ReadFile(procMounts)
+	if err != nil {
+		return wrap(t.ID(), "read "+procMounts, err)
+	}
+	if tmpMountLine(string(b)) != "" {
+		return nil
+	}
+	// daemon-reload first: the unit was (re)written a moment ago.
+	if err := h.Exec(ctx, "reload systemd units", "systemctl", "daemon-reload"); err != nil {
+		return wrap(t.ID(), "daemon-reload", err)
+	}
+	return wrap(t.ID(), "start tmp.mount", h.Exec(ctx, "start tmp.mount (/tmp was not a mount)", "systemctl", "start", "tmp.mount"))
 }
 
 // Verify checks the unit, its enablement, and live the mount itself.
@@ -105,7 +130,7 @@ func (t *Tmp) verifyEnabled(h host.Host) provision.Finding {
 // verifyMounted reads the running mount table.
 func (t *Tmp) verifyMounted() provision.Finding {
 	f := tmpMeta.finding("/tmp mount options", "tmpfs noexec,nosuid,nodev")
-	const src = "/proc/self/mounts"
+	const src = procMounts
 	b, err := os.ReadFile(src)
 	if err != nil {
 		return fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()})

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"crypto/fips140"
 	"encoding/csv"
 	"errors"
@@ -54,24 +55,31 @@ func DiskUsage(path string, alertPercent int) (DiskStatus, error) {
 		AlertPercent: alertPercent, Alert: used >= alertPercent}, nil
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request, u *store.User) {
+func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *store.User) {
+	st, healthy := s.collectStatus(r.Context())
+	code := http.StatusOK
+	if !healthy {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, st)
+}
+
+// collectStatus gathers the status document (API and web UI) and whether
+// everything is healthy.
+func (s *Server) collectStatus(ctx context.Context) (Status, bool) {
 	st := Status{FIPS140: fips140.Enabled(), Database: "ok", Clamd: "ok", Journald: s.cfg.Audit.Journal()}
 	disk, err := DiskUsage(s.cfg.Store.DataDir, s.cfg.Policy.Transfer.DiskAlertPercent)
 	if err != nil {
 		disk = DiskStatus{Path: s.cfg.Store.DataDir, Alert: true}
 	}
 	st.Disk = disk
-	if st.Messages, st.Files, err = s.cfg.Store.Counts(r.Context()); err != nil {
+	if st.Messages, st.Files, err = s.cfg.Store.Counts(ctx); err != nil {
 		st.Database = err.Error()
 	}
 	if err := s.cfg.Scanner.Ping(); err != nil {
 		st.Clamd = err.Error()
 	}
-	code := http.StatusOK
-	if st.Database != "ok" || st.Clamd != "ok" || st.Disk.Alert {
-		code = http.StatusServiceUnavailable
-	}
-	writeJSON(w, code, st)
+	return st, st.Database == "ok" && st.Clamd == "ok" && !st.Disk.Alert
 }
 
 // usersCSV is the access-review export: every account with role, groups,

@@ -45,6 +45,9 @@ func TestTransfer(t *testing.T) {
 		"MigrationsRerun": testMigrationsRerun,
 		"CSRFAndSessions": testCSRF,
 		"PasswordPolicy":  testPasswordPolicy,
+		"ActionScripts":   testActionScripts,
+		"Groups":          testGroups,
+		"WebUI":           testWebUI,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, pg, clam.Socket) })
 	}

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,24 +73,30 @@ func BenchmarkUploadVsClamdscan(b *testing.B) {
 	os.WriteFile(conf, []byte("LocalSocket "+clam.Socket+"\n"), 0o644)
 	s := e.login("bench", "user")
 	var ours, ref []time.Duration
+	var oursCPU, refCPU time.Duration // clamd's CPU time, insensitive to other load
 	for b.Loop() {
+		c0 := procCPU(b, clam.Pid)
 		start := time.Now()
 		if out, err := exec.Command("clamdscan", "--config-file="+conf, "--stream", "--no-summary", path).CombinedOutput(); err != nil {
 			b.Fatalf("clamdscan: %v\n%s", err, out)
 		}
 		ref = append(ref, time.Since(start))
+		c1 := procCPU(b, clam.Pid)
+		refCPU += c1 - c0
 		msg := e.draft(s)
 		f, _ := os.Open(path)
 		start = time.Now()
 		resp := e.do("POST", msg+"/files?name=bench.bin", s, f)
 		io.Copy(io.Discard, resp.Body)
 		ours = append(ours, time.Since(start))
+		oursCPU += procCPU(b, clam.Pid) - c1
 		f.Close()
 		if resp.StatusCode != 201 {
 			b.Fatalf("upload: %d", resp.StatusCode)
 		}
 	}
 	report(b, ours, ref)
+	b.ReportMetric(oursCPU.Seconds()/refCPU.Seconds(), "clamd-cpu-ratio")
 }
 
 // BenchmarkDownloadVsNginx: a verified download from transferd (over its
@@ -134,6 +143,20 @@ func BenchmarkDownloadVsNginx(b *testing.B) {
 		}
 	}
 	report(b, ours, ref)
+}
+
+// procCPU is a process's user+system CPU time (clock ticks are 1/100 s on
+// Linux, _SC_CLK_TCK).
+func procCPU(b *testing.B, pid int) time.Duration {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("clamd cpu: %v", err)
+	}
+	// Fields after the ")" of the command name: utime is the 12th, stime the 13th.
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	sy, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+sy) * 10 * time.Millisecond
 }
 
 func startNginx(b *testing.B, root string) string {

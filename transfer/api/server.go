@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/transfer/action"
 	"github.com/bulwark-appliance/bulwark/transfer/audit"
 	"github.com/bulwark-appliance/bulwark/transfer/auth"
 	"github.com/bulwark-appliance/bulwark/transfer/scan"
@@ -42,6 +43,7 @@ type Server struct {
 	cfg      Config
 	strength *auth.Strength
 	limiter  *auth.Limiter
+	actions  *action.Runner
 }
 
 // New checks the config and builds a server.
@@ -63,7 +65,12 @@ func New(cfg Config) (*Server, error) {
 	if pw.LockoutAfter < 1 || pw.LockoutWindow.Duration <= 0 {
 		return nil, fmt.Errorf("api: passwords.lockout_after (%d) and lockout_window (%s) must be positive", pw.LockoutAfter, pw.LockoutWindow)
 	}
-	return &Server{cfg: cfg, strength: st, limiter: auth.NewLimiter(pw.LockoutAfter, pw.LockoutWindow.Duration)}, nil
+	// A bad action script stops start-up rather than refusing every upload.
+	acts, err := action.New(cfg.Policy.Transfer.ActionScripts, cfg.Policy.Transfer.ActionTimeout.Duration)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return &Server{cfg: cfg, strength: st, limiter: auth.NewLimiter(pw.LockoutAfter, pw.LockoutWindow.Duration), actions: acts}, nil
 }
 
 // Handler returns the routes.
@@ -80,6 +87,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/users", s.withAdmin(s.createUser))
 	mux.HandleFunc("GET /admin/messages", s.withAdmin(s.messageLog))
 	mux.HandleFunc("DELETE /admin/messages/{id}", s.withAdmin(s.deleteMessage))
+	mux.HandleFunc("GET /admin/groups", s.withAdmin(s.listGroups))
+	mux.HandleFunc("PUT /admin/groups/{name}", s.withAdmin(s.putGroup))
+	mux.HandleFunc("DELETE /admin/groups/{name}", s.withAdmin(s.deleteGroup))
+	mux.HandleFunc("PUT /admin/users/{name}/groups", s.withAdmin(s.setUserGroups))
+	s.uiRoutes(mux)
 	return mux
 }
 

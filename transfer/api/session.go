@@ -42,33 +42,41 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
+	u, csrf, code, msg := s.logIn(w, r, req)
+	if code != 0 {
+		fail(w, code, "%s", msg)
+		return
+	}
+	writeJSON(w, http.StatusOK, loginResponse{CSRF: csrf, Role: u.Role})
+}
+
+// logIn is the login shared by the JSON API and the admin web UI: on
+// success it sets the session cookie and returns the user and CSRF token,
+// otherwise an HTTP status and the message for the client.
+func (s *Server) logIn(w http.ResponseWriter, r *http.Request, req loginRequest) (*store.User, string, int, string) {
 	now := s.cfg.Now()
 	keys := []string{"user:" + req.Username, "addr:" + remote(r)}
 	if ok, until := s.limiter.Allow(now, keys...); !ok {
 		s.audit(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": "locked out", "until": until.UTC().Format(time.RFC3339)}})
 		w.Header().Set("Retry-After", retryAfter(until, now))
-		fail(w, http.StatusTooManyRequests, "too many failed logins; try again later")
-		return
+		return nil, "", http.StatusTooManyRequests, "too many failed logins; try again later"
 	}
 	u, reason := s.authenticate(r.Context(), req, now)
 	if reason != "" {
 		locked := s.limiter.Fail(now, keys...)
 		s.audit(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": reason, "locked": locked}})
-		fail(w, http.StatusUnauthorized, "login failed")
-		return
+		return nil, "", http.StatusUnauthorized, "login failed"
 	}
 	s.limiter.Succeed(keys[0])
 	csrf, err := s.startSession(w, r.Context(), u, now)
 	if err != nil {
 		s.cfg.Log.Error("login: session", "err", err)
-		fail(w, http.StatusInternalServerError, "could not start a session")
-		return
+		return nil, "", http.StatusInternalServerError, "could not start a session"
 	}
 	if s.audit(r, audit.Event{Event: "login", Actor: u.Username, OK: true}) != nil {
-		fail(w, http.StatusInternalServerError, "audit unavailable")
-		return
+		return nil, "", http.StatusInternalServerError, "audit unavailable"
 	}
-	writeJSON(w, http.StatusOK, loginResponse{CSRF: csrf, Role: u.Role})
+	return u, csrf, 0, ""
 }
 
 func retryAfter(until, now time.Time) string {
@@ -96,7 +104,7 @@ func (s *Server) authenticate(ctx context.Context, req loginRequest, now time.Ti
 	if pw.MaxAge.Duration > 0 && now.Sub(u.PasswordChangedAt) > pw.MaxAge.Duration {
 		return nil, "password expired"
 	}
-	if s.needsTOTP(u) {
+	if s.needsTOTP(ctx, u) {
 		if u.TOTPSecret == "" {
 			return nil, "TOTP required but not enrolled"
 		}
@@ -114,8 +122,13 @@ func (s *Server) authenticate(ctx context.Context, req loginRequest, now time.Ti
 // usernames exist.
 var dummyHash, _ = auth.HashPassword("bulwark-dummy", 10)
 
-func (s *Server) needsTOTP(u *store.User) bool {
+func (s *Server) needsTOTP(ctx context.Context, u *store.User) bool {
 	if u.TOTPSecret != "" || auth.IsAdmin(u.Role) {
+		return true
+	}
+	// A group that requires TOTP wins; if the groups cannot be read, fail
+	// closed and require it.
+	if rl, err := s.rules(ctx, u); err != nil || rl.requireTOTP {
 		return true
 	}
 	for _, g := range u.Groups {
@@ -153,6 +166,18 @@ func (s *Server) startSession(w http.ResponseWriter, ctx context.Context, u *sto
 	return csrf, nil
 }
 
+// csrfToken is the request's CSRF token: the X-CSRF-Token header (API) or,
+// for HTML form posts (admin web UI), the "csrf" form field.
+func csrfToken(r *http.Request) string {
+	if t := r.Header.Get("X-CSRF-Token"); t != "" {
+		return t
+	}
+	if r.Header.Get("Content-Type") == "application/x-www-form-urlencoded" {
+		return r.PostFormValue("csrf")
+	}
+	return ""
+}
+
 type userHandler func(w http.ResponseWriter, r *http.Request, u *store.User)
 
 // withUser requires a live session and, for anything but GET, the session's
@@ -170,7 +195,7 @@ func (s *Server) withUser(h userHandler) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "session expired or unknown")
 			return
 		}
-		if r.Method != http.MethodGet && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(sess.CSRF)) != 1 {
+		if r.Method != http.MethodGet && subtle.ConstantTimeCompare([]byte(csrfToken(r)), []byte(sess.CSRF)) != 1 {
 			fail(w, http.StatusForbidden, "missing or wrong X-CSRF-Token")
 			return
 		}
@@ -179,7 +204,7 @@ func (s *Server) withUser(h userHandler) http.HandlerFunc {
 			fail(w, http.StatusUnauthorized, "account unavailable")
 			return
 		}
-		h(w, r, u)
+		h(w, withCSRF(r, sess.CSRF), u)
 	}
 }
 

@@ -11,10 +11,12 @@ import (
 	"io"
 	"net/http"
 	"net/mail"
+	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/transfer/action"
 	"github.com/bulwark-appliance/bulwark/transfer/audit"
 	"github.com/bulwark-appliance/bulwark/transfer/scan"
 	"github.com/bulwark-appliance/bulwark/transfer/store"
@@ -40,8 +42,26 @@ func (s *Server) createMessage(w http.ResponseWriter, r *http.Request, u *store.
 		fail(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	rl, err := s.rules(r.Context(), u)
+	if err != nil {
+		s.cfg.Log.Error("group rules", "err", err)
+		fail(w, http.StatusInternalServerError, "could not read your groups")
+		return
+	}
+	if req.ExpiresIn == "" { // the default is the longest the sender may choose
+		exp = min(exp, rl.maxExpiry)
+	}
+	if err := rl.checkMessage(&req, exp); err != nil {
+		s.audit(r, audit.Event{Event: "message", Actor: u.Username, Fields: map[string]any{"recipients": req.Recipients, "reason": err.Error()}})
+		fail(w, http.StatusForbidden, "%v", err)
+		return
+	}
 	m := &store.Message{SenderID: u.ID, Subject: req.Subject, Body: req.Body, Recipients: req.Recipients,
 		ExpiresAt: s.cfg.Now().Add(exp)}
+	if rl.retention > 0 {
+		until := s.cfg.Now().AddDate(0, 0, rl.retention)
+		m.RetainUntil = &until
+	}
 	if err := s.cfg.Store.CreateMessage(r.Context(), m); err != nil {
 		s.cfg.Log.Error("create message", "err", err)
 		fail(w, http.StatusInternalServerError, "could not store the message")
@@ -64,7 +84,7 @@ func (s *Server) validateMessage(req *messageRequest) (time.Duration, error) {
 		}
 	}
 	max := s.cfg.Policy.Transfer.MaxExpiry.Duration
-	if req.ExpiresIn == "" {
+	if req.ExpiresIn == "" { // capped again by the sender's groups
 		return max, nil
 	}
 	d, err := policies.ParseDuration(req.ExpiresIn)
@@ -103,12 +123,20 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, u *store.User) {
 		fail(w, http.StatusBadRequest, "name: %v", err)
 		return
 	}
-	max := s.cfg.Policy.Transfer.MaxUploadMiB << 20
+	rl, err := s.rules(r.Context(), u)
+	if err != nil {
+		s.cfg.Log.Error("group rules", "err", err)
+		fail(w, http.StatusInternalServerError, "could not read your groups")
+		return
+	}
+	max := rl.maxUpload
 	switch {
 	case r.ContentLength < 0:
 		fail(w, http.StatusLengthRequired, "Content-Length is required")
 		return
 	case r.ContentLength > max:
+		s.audit(r, audit.Event{Event: "upload", Actor: u.Username, Fields: map[string]any{"name": name, "size": r.ContentLength,
+			"reason": fmt.Sprintf("over the limit of %d bytes", max)}})
 		fail(w, http.StatusRequestEntityTooLarge, "file is %d bytes; the limit is %d", r.ContentLength, max)
 		return
 	}
@@ -117,7 +145,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, u *store.User) {
 		return
 	}
 	ev := audit.Event{Event: "upload", Actor: u.Username, Fields: map[string]any{"message": m.ID, "name": name, "size": r.ContentLength}}
-	f, code, err := s.receive(r, m.ID, name, ev.Fields)
+	f, code, err := s.receive(r, m, u, name, ev.Fields)
 	if err != nil {
 		ev.Fields["reason"] = err.Error()
 		s.audit(r, ev)
@@ -135,7 +163,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, u *store.User) {
 
 // receive does the streaming and returns the committed file, or an HTTP
 // status and the reason.
-func (s *Server) receive(r *http.Request, messageID int64, name string, fields map[string]any) (*store.File, int, error) {
+func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name string, fields map[string]any) (*store.File, int, error) {
 	stream, err := s.cfg.Scanner.Start()
 	if err != nil {
 		s.cfg.Log.Error("upload refused: scanner", "err", err)
@@ -172,12 +200,34 @@ func (s *Server) receive(r *http.Request, messageID int64, name string, fields m
 		}
 		return nil, http.StatusUnprocessableEntity, fmt.Errorf("file refused: malware found (%s)", verdict.Signature)
 	}
-	f := &store.File{MessageID: messageID, Name: name, Size: n, SHA256: sum.Sum(nil)}
+	f := &store.File{MessageID: m.ID, Name: name, Size: n, SHA256: sum.Sum(nil)}
+	if err := s.runActions(r, blob.Path(), m, u, f, fields); err != nil {
+		return nil, http.StatusUnprocessableEntity, err
+	}
 	if err := blob.Commit(r.Context(), f); err != nil {
 		s.cfg.Log.Error("upload commit", "err", err)
 		return nil, http.StatusInternalServerError, errors.New("could not store the file")
 	}
 	return f, 0, nil
+}
+
+// runActions runs the policy's action scripts on the clean, complete temp
+// file; any refusal (exit status, timeout, start failure) refuses the upload
+// and its reason and stderr tail go to the audit record.
+func (s *Server) runActions(r *http.Request, path string, m *store.Message, u *store.User, f *store.File, fields map[string]any) error {
+	meta := action.Meta{Message: m.ID, Sender: u.Username, Recipients: m.Recipients, Name: f.Name, Size: f.Size,
+		SHA256: hex.EncodeToString(f.SHA256)}
+	err := s.actions.Run(r.Context(), path, meta)
+	if err == nil {
+		return nil
+	}
+	if ref, ok := action.AsRefused(err); ok {
+		fields["action_script"] = ref.Script
+		fields["action_stderr"] = ref.Stderr
+		return fmt.Errorf("file refused by upload check %s: %s", filepath.Base(ref.Script), ref.Reason)
+	}
+	s.cfg.Log.Error("upload refused: action scripts", "err", err)
+	return errors.New("file refused: upload checks could not run")
 }
 
 const chunk = 1 << 20

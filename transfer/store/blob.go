@@ -42,6 +42,10 @@ func (s *Store) NewBlob() (*BlobWriter, error) {
 	return &BlobWriter{s: s, f: f, name: name}, nil
 }
 
+// Path is the temp file's path, for checks that read the received data
+// before it is committed (upload action scripts).
+func (w *BlobWriter) Path() string { return w.f.Name() }
+
 // Write appends to the temp file.
 func (w *BlobWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 

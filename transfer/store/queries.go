@@ -156,13 +156,15 @@ type Message struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	SentAt     *time.Time
-	Files      []File
+	// RetainUntil overrides the system retention (from the sender's groups).
+	RetainUntil *time.Time
+	Files       []File
 }
 
 // CreateMessage inserts a draft message (not yet sent: no links).
 func (s *Store) CreateMessage(ctx context.Context, m *Message) error {
-	err := s.DB.QueryRow(ctx, `INSERT INTO messages(sender_id, subject, body, recipients, expires_at)
-		VALUES ($1,$2,$3,$4,$5) RETURNING id, created_at`, m.SenderID, m.Subject, m.Body, m.Recipients, m.ExpiresAt).
+	err := s.DB.QueryRow(ctx, `INSERT INTO messages(sender_id, subject, body, recipients, expires_at, retain_until)
+		VALUES ($1,$2,$3,$4,$5,$6) RETURNING id, created_at`, m.SenderID, m.Subject, m.Body, m.Recipients, m.ExpiresAt, m.RetainUntil).
 		Scan(&m.ID, &m.CreatedAt)
 	if err != nil {
 		return fmt.Errorf("store: create message: %w", err)
@@ -301,9 +303,11 @@ func (s *Store) DeleteMessage(ctx context.Context, id int64) ([]File, error) {
 	return files, nil
 }
 
-// ExpiredMessages lists messages whose expiry or retention has passed.
+// ExpiredMessages lists messages whose expiry or retention has passed: a
+// message's own retain_until (group retention) wins over the system one.
 func (s *Store) ExpiredMessages(ctx context.Context, now time.Time, retention time.Duration) ([]int64, error) {
-	rows, err := s.DB.Query(ctx, "SELECT id FROM messages WHERE expires_at <= $1 OR created_at <= $2 ORDER BY id",
+	rows, err := s.DB.Query(ctx, `SELECT id FROM messages WHERE expires_at <= $1
+		OR (retain_until IS NULL AND created_at <= $2) OR retain_until <= $1 ORDER BY id`,
 		now, now.Add(-retention))
 	if err != nil {
 		return nil, fmt.Errorf("store: expired messages: %w", err)

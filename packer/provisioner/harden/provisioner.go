@@ -26,6 +26,11 @@ import (
 // results_dir.
 const ResultsFile = "results.json"
 
+// InstalledBulwark is where the image keeps bulwark after the build: the
+// units controls install (bulwark-firstboot, for one) run it from there,
+// and an operator runs `bulwark verify` on the appliance with it.
+const InstalledBulwark = "/usr/local/sbin/bulwark"
+
 // Provisioner implements packersdk.Provisioner.
 type Provisioner struct {
 	config Config
@@ -46,6 +51,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		run  func(context.Context) error
 	}{
 		{"upload", g.upload},
+		{"install", g.install},
 		{"apply", g.apply},
 		{"verify", g.verify},
 		{"remove build key", g.removeBuildKey},
@@ -102,6 +108,13 @@ func uploadFile(comm packersdk.Communicator, local, remote string) error {
 		return fmt.Errorf("upload %s to %s: %w", local, remote, err)
 	}
 	return nil
+}
+
+// install puts bulwark where the image's units expect it, before apply,
+// so controls that install a unit running it verify a binary that exists.
+func (g *guest) install(ctx context.Context) error {
+	g.ui.Say("Installing bulwark as " + InstalledBulwark)
+	return g.run(ctx, "install -m 0755 "+shellQuote(g.remote("bulwark"))+" "+InstalledBulwark, true)
 }
 
 // bulwarkCmd is the bulwark command line for a subcommand, before

@@ -99,6 +99,7 @@ func TestProvisionSuccess(t *testing.T) {
 	wantCmds := []string{
 		"mkdir -p '/var/lib/bulwark-build'",
 		"chmod 0755 '/var/lib/bulwark-build/bulwark' '/var/lib/bulwark-build/transferd'",
+		"install -m 0755 '/var/lib/bulwark-build/bulwark' /usr/local/sbin/bulwark",
 		"'/var/lib/bulwark-build/bulwark' apply --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon'",
 		"'/var/lib/bulwark-build/bulwark' verify --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon' --format json --out '/var/lib/bulwark-build/results.json'",
 		"chmod 0600 '/root/.ssh/authorized_keys'",

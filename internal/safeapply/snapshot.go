@@ -1,0 +1,76 @@
+//go:build linux
+
+package safeapply
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision/firewall"
+)
+
+// BeforeFamily journals, on the live system, the state a risky family
+// changes outside files, so a rollback restores it too: the kernel's copy
+// of our nftables table (or its absence), and sshd, which must re-read the
+// restored config. Offline roots have neither.
+func BeforeFamily(h *host.Local, table string) func(ctx context.Context, family string) error {
+	return func(ctx context.Context, family string) error {
+		j := h.Journal()
+		// Live only: the snapshot file below is written at its target path.
+		if j == nil || !h.Live() {
+			return nil
+		}
+		switch family {
+		case "firewall":
+			return snapshotTable(ctx, h, j, table)
+		case "ssh":
+			return j.RecordUndo("make sshd re-read its restored config",
+				[]string{"systemctl", "try-reload-or-restart", "ssh.service"})
+		}
+		return nil
+	}
+}
+
+// snapshotTable saves `nft list table` to a file beside the journal and
+// records how to load it back; the leading "table; delete table" makes the
+// reload replace only our table, atomically, as the persisted ruleset file does.
+func snapshotTable(ctx context.Context, h *host.Local, j *host.Journal, table string) error {
+	tables, err := h.Query(ctx, "nft", "list", "tables")
+	if err != nil {
+		return fmt.Errorf("firewall: snapshot ruleset: %w", err)
+	}
+	if !hasTable(string(tables), table) {
+		return j.RecordUndo("remove table inet "+table+" (absent before apply)",
+			[]string{"nft", "delete", "table", "inet", table})
+	}
+	cur, err := h.Query(ctx, "nft", "-s", "list", "table", "inet", table)
+	if err != nil {
+		return fmt.Errorf("firewall: snapshot table inet %s: %w", table, err)
+	}
+	file := path.Join(host.JournalDir, j.ID()+".firewall.nft")
+	text := fmt.Sprintf("table inet %s\ndelete table inet %s\n%s", table, table, cur)
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		return fmt.Errorf("firewall: save snapshot %s: %w", file, err)
+	}
+	// Pre-flight the undo itself: a listing nft cannot read back (dynamic
+	// set elements with expiry, say) falls back to the persisted ruleset file,
+	// which the journal restores just before this undo runs.
+	if _, err := h.Query(ctx, "nft", "-c", "-f", file); err != nil {
+		return j.RecordUndo("restore table inet "+table+" from the restored "+firewall.RulesetPath+" (live listing did not check: "+err.Error()+")",
+			[]string{"nft", "-f", firewall.RulesetPath})
+	}
+	return j.RecordUndo("restore table inet "+table+" as it was before apply", []string{"nft", "-f", file})
+}
+
+func hasTable(list, table string) bool {
+	for _, l := range strings.Split(list, "\n") {
+		if strings.TrimSpace(l) == "table inet "+table {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,48 @@
+# mk/image.mk — the appliance image pipeline. Included by the top-level
+# Makefile after mk/tools.mk (which provides plugin, packer-init, BIN,
+# ACCELERATOR and PACKER_PLUGIN_PATH).
+#
+#   make base-image               build or reuse the base disk; prints it (out/base.json)
+#   make image                    scripts/build-image.sh: bins → base → plugin →
+#                                 init → validate → packer build → evidence check
+#   make image FORMAT=raw|vmdk    other output formats (qcow2 by default)
+#   make image POLICY=file.yaml   an operator policy instead of the embedded one
+#   make e2e                      make image with the e2e operator key, then boot
+#                                 the built image and probe it (tests/e2e_test.go)
+#
+# Outputs: out/images/debian-12-$(FORMAT)/, out/evidence/debian-12-$(FORMAT)/,
+# out/results/…/results.json, and one log per step in out/logs/.
+
+FORMAT       ?= qcow2
+POLICY       ?=
+OUT          ?= $(CURDIR)/out
+# The e2e test logs in with this key after the build key is gone (see
+# operator_authorized_key in images/debian-12.pkr.hcl).
+E2E_KEY      ?= $(CURDIR)/.cache/e2e-key/id_ed25519
+# See the file for why it differs from the embedded policy.
+E2E_POLICY   ?= $(CURDIR)/tests/testdata/e2e-policy.yaml
+
+.PHONY: image base-image e2e e2e-key
+
+base-image:
+	@mkdir -p $(OUT)
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/bulwark ./cmd/bulwark
+	$(BIN)/bulwark image base --out-json $(OUT)/base.json
+
+image:
+	FORMAT='$(FORMAT)' POLICY='$(POLICY)' OUT='$(OUT)' VERSION='$(VERSION)' BIN='$(BIN)' \
+	ACCELERATOR='$(ACCELERATOR)' OPERATOR_KEY='$(OPERATOR_KEY)' \
+		scripts/build-image.sh
+
+e2e-key: $(E2E_KEY)
+$(E2E_KEY):
+	@mkdir -p $(@D)
+	ssh-keygen -q -t ed25519 -N '' -C bulwark-e2e -f $@
+
+# The e2e image is a test build (it has an operator account with sudo), so
+# it goes to its own output directory and is never the shipped artifact.
+e2e: e2e-key
+	$(MAKE) --no-print-directory image FORMAT=qcow2 OPERATOR_KEY=$(E2E_KEY).pub OUT=$(OUT)/e2e POLICY=$(E2E_POLICY)
+	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(OUT)/e2e/images/debian-12-qcow2/bulwark-debian-12.qcow2 \
+	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
+		go test -count=1 -v -timeout 40m -run 'TestE2E' ./tests/

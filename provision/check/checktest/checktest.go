@@ -1,0 +1,133 @@
+// Package checktest holds what family tests share: running a family's
+// controls against a root, breaking files inside it, and asserting on the
+// findings Verify returns.
+package checktest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
+)
+
+// NewHost opens root as an offline (or, for "/", live) host.
+func NewHost(t testing.TB, root string, opts ...host.Option) *host.Local {
+	t.Helper()
+	h, err := host.NewLocal(root, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// Apply runs every control's Apply on a fresh host over root and returns
+// the host, so the caller can inspect what changed.
+func Apply(t testing.TB, root string, cs []provision.Control) *host.Local {
+	t.Helper()
+	h := NewHost(t, root)
+	for _, c := range cs {
+		if err := c.Apply(context.Background(), h); err != nil {
+			t.Fatalf("Apply %s: %v", c.ID(), err)
+		}
+	}
+	return h
+}
+
+// Verify runs every control's Verify.
+func Verify(h host.Host, cs []provision.Control) []provision.Finding {
+	var fs []provision.Finding
+	for _, c := range cs {
+		fs = append(fs, c.Verify(context.Background(), h)...)
+	}
+	return fs
+}
+
+// RequireOK fails the test for every finding that is not a pass (or a
+// warning, when warnOK — e.g. signatures an offline image cannot have).
+func RequireOK(t testing.TB, fs []provision.Finding, warnOK bool) {
+	t.Helper()
+	for _, f := range fs {
+		if f.Status == provision.Pass || (warnOK && f.Status == provision.Warn) {
+			continue
+		}
+		t.Errorf("%s %s: %s, actual %q: %s; evidence %s", f.ControlID, f.Property, f.Status, f.Actual, f.Reason, EvidenceText(f))
+	}
+}
+
+// Find returns the finding of control for property, failing if absent.
+func Find(t testing.TB, fs []provision.Finding, control, property string) provision.Finding {
+	t.Helper()
+	for _, f := range fs {
+		if f.ControlID == control && f.Property == property {
+			return f
+		}
+	}
+	t.Fatalf("no finding %s %q among %d", control, property, len(fs))
+	return provision.Finding{}
+}
+
+// RequireBroken asserts the finding has status want (Fail, usually) and
+// its evidence quotes what broke it.
+func RequireBroken(t testing.TB, f provision.Finding, want provision.Status, evidence string) {
+	t.Helper()
+	if f.Status != want {
+		t.Fatalf("%s %s = %s (actual %q, %s); want %s", f.ControlID, f.Property, f.Status, f.Actual, f.Reason, want)
+	}
+	if ev := EvidenceText(f); !strings.Contains(ev, evidence) {
+		t.Errorf("%s %s: evidence %q does not show %q", f.ControlID, f.Property, ev, evidence)
+	}
+}
+
+// EvidenceText joins a finding's evidence as "source: read; …".
+func EvidenceText(f provision.Finding) string {
+	var s []string
+	for _, e := range f.Evidence {
+		s = append(s, e.Source+": "+e.Read)
+	}
+	return strings.Join(s, "; ")
+}
+
+// Write creates or replaces p inside root.
+func Write(t testing.TB, root, p, s string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Edit replaces the first old with new in p, failing if old is absent.
+func Edit(t testing.TB, root, p, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s does not contain %q", p, old)
+	}
+	Write(t, root, p, strings.Replace(string(b), old, new, 1))
+}
+
+// Remove deletes p inside root if present.
+func Remove(t testing.TB, root, p string) {
+	t.Helper()
+	if err := os.Remove(filepath.Join(root, p)); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+}
+
+// Symlink makes p point at target inside root.
+func Symlink(t testing.TB, root, target, p string) {
+	t.Helper()
+	Remove(t, root, p)
+	if err := os.Symlink(target, filepath.Join(root, p)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,155 @@
+//go:build linux
+
+package clamav
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/testsvc"
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
+	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
+)
+
+// TestClamAVOnRootfs applies the family to a real Debian tree, proves the
+// second Apply changes nothing, then breaks each control: Verify must fail
+// (or warn, for stale signatures) naming the control, the property and the
+// evidence, and Apply must repair what it owns.
+func TestClamAVOnRootfs(t *testing.T) {
+	root := basetest.Copy(t)
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := Controls(p)
+	if h := ct.Apply(t, root, cs); len(h.Changes()) == 0 {
+		t.Fatal("first Apply changed nothing on a fresh Debian tree")
+	}
+	if h := ct.Apply(t, root, cs); len(h.Changes()) != 0 {
+		t.Fatalf("second Apply changed %v; want nothing", h.Changes())
+	}
+	// The image is built offline: no signatures yet is a reasoned warning.
+	fs := ct.Verify(ct.NewHost(t, root), cs)
+	ct.RequireOK(t, fs, true)
+	ct.RequireBroken(t, ct.Find(t, fs, sigMeta.ID, "signature freshness in /var/lib/clamav"), provision.Warn, "no .cvd")
+
+	db := "/var/lib/clamav/daily.cvd"
+	tests := []struct {
+		name                        string
+		break_                      func(t *testing.T)
+		control, property, evidence string
+		status                      provision.Status
+	}{
+		{"TCPSocket added", func(t *testing.T) { appendTo(t, root, ClamdConf, "TCPSocket 3310\n") },
+			daemonMeta.ID, ClamdConf + " TCPSocket", "TCPSocket 3310", provision.Fail},
+		{"TCPAddr added", func(t *testing.T) { appendTo(t, root, ClamdConf, "TCPAddr 0.0.0.0\n") },
+			daemonMeta.ID, ClamdConf + " TCPAddr", "TCPAddr 0.0.0.0", provision.Fail},
+		{"LocalSocket moved", func(t *testing.T) {
+			ct.Edit(t, root, ClamdConf, "LocalSocket "+p.ClamAV.Socket, "LocalSocket /tmp/clamd.sock")
+		},
+			daemonMeta.ID, ClamdConf + " LocalSocket", "LocalSocket /tmp/clamd.sock", provision.Fail},
+		{"socket unit listens elsewhere", func(t *testing.T) {
+			ct.Edit(t, root, SocketDropIn, "ListenStream="+p.ClamAV.Socket, "ListenStream=3310")
+		},
+			daemonMeta.ID, "file " + SocketDropIn, "ListenStream=3310", provision.Fail},
+		{"clamd disabled", func(t *testing.T) { ct.Remove(t, root, daemonUnit.WantsLink()) },
+			daemonMeta.ID, "clamav-daemon.service enabled", daemonUnit.WantsLink(), provision.Fail},
+		{"clamd socket masked", func(t *testing.T) { ct.Symlink(t, root, "/dev/null", socketUnit.MaskLink()) },
+			daemonMeta.ID, "clamav-daemon.socket enabled", "-> /dev/null", provision.Fail},
+		{"Checks lowered", func(t *testing.T) { ct.Edit(t, root, FreshclamConf, "Checks 12", "Checks 1") },
+			sigMeta.ID, FreshclamConf + " Checks", "Checks 1", provision.Fail},
+		{"freshclam disabled", func(t *testing.T) { ct.Remove(t, root, freshclamUnit.WantsLink()) },
+			sigMeta.ID, "clamav-freshclam.service enabled", freshclamUnit.WantsLink(), provision.Fail},
+		{"freshclam moved to cron", func(t *testing.T) { ct.Write(t, root, freshclamCron, "0 * * * * clamav freshclam\n") },
+			sigMeta.ID, freshclamCron, "present", provision.Fail},
+		{"signatures stale", func(t *testing.T) {
+			ct.Write(t, root, db, "x")
+			old := time.Now().Add(-5 * time.Hour)
+			if err := os.Chtimes(filepath.Join(root, db), old, old); err != nil {
+				t.Fatal(err)
+			}
+		}, sigMeta.ID, "signature freshness in /var/lib/clamav", db + ": modified", provision.Warn},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.break_(t)
+			f := ct.Find(t, ct.Verify(ct.NewHost(t, root), cs), tt.control, tt.property)
+			ct.RequireBroken(t, f, tt.status, tt.evidence)
+			ct.Remove(t, root, db) // test data, not bulwark's to repair
+			ct.Apply(t, root, cs)
+			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), cs), true)
+		})
+	}
+}
+
+func appendTo(t *testing.T, root, p, s string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(root, p), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBadInputChangesNothing: invalid policy values are refused by Apply
+// with the policy key named, before any file is touched.
+func TestBadInputChangesNothing(t *testing.T) {
+	root := basetest.Copy(t)
+	tests := []struct {
+		name string
+		c    provision.Control
+		want string
+	}{
+		{"relative socket", &Daemon{ClamAV: policies.ClamAV{Socket: "clamd.ctl"}}, "clamav.socket"},
+		{"interval not dividing a day", &Signatures{ClamAV: policies.ClamAV{UpdateInterval: policies.Duration{Duration: 7 * time.Hour}}}, "clamav.update_interval"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := ct.NewHost(t, root)
+			err := tt.c.Apply(context.Background(), h)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.c.ID()) {
+				t.Fatalf("Apply = %v; want an error naming %s and %s", err, tt.c.ID(), tt.want)
+			}
+			if len(h.Changes()) != 0 {
+				t.Fatalf("bad input changed %v", h.Changes())
+			}
+		})
+	}
+}
+
+// TestEICARThroughRealClamd runs the live EICAR check against a real
+// clamd (host-side, EICAR-only database), then stops clamd: the check
+// must fail closed, naming the socket.
+func TestEICARThroughRealClamd(t *testing.T) {
+	clam := testsvc.Clamd(t)
+	d := &Daemon{ClamAV: policies.ClamAV{Socket: clam.Socket, ScanTimeout: policies.Duration{Duration: 10 * time.Second}}}
+	f := d.verifyEICAR()
+	ct.RequireBroken(t, f, provision.Pass, "Eicar-Test-Signature")
+	clam.Stop()
+	f = d.verifyEICAR()
+	ct.RequireBroken(t, f, provision.Fail, clam.Socket)
+	if f.ControlID != "clamav.daemon" {
+		t.Errorf("finding names %q", f.ControlID)
+	}
+}
+
+func TestSetConf(t *testing.T) {
+	in := "#c\nLocalSocket /a\nTCPSocket 3310\nFoo 1\nLocalSocket /b\n"
+	got := string(setConf([]byte(in), [][2]string{{"LocalSocket", "/run/x"}, {"Bar", "2"}}, []string{"TCPSocket"}))
+	want := "#c\nLocalSocket /run/x\nFoo 1\nBar 2\n"
+	if got != want {
+		t.Fatalf("setConf = %q, want %q", got, want)
+	}
+	if again := string(setConf([]byte(got), [][2]string{{"LocalSocket", "/run/x"}, {"Bar", "2"}}, []string{"TCPSocket"})); again != got {
+		t.Fatalf("second setConf changed %q to %q", got, again)
+	}
+}

@@ -1,0 +1,81 @@
+//go:build linux
+
+package database
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	rt "github.com/bulwark-appliance/bulwark/provision/internal/rootfstest"
+)
+
+// rootfs is a private Debian tree PostgreSQL can run in. The cached
+// tree's top directory is 0700 (debootstrap's temp dir); an installed
+// system's / is 0755, and postgres (not root) must traverse it to run
+// initdb and postgres -C inside the chroot.
+func rootfs(t *testing.T) string {
+	root := basetest.Copy(t)
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestDatabaseOnRootfs applies the family to a real Debian tree (creating
+// the cluster, as the package leaves none there), proves a second Apply
+// changes nothing, then breaks each control on purpose and checks Verify
+// fails naming the control, the property and the evidence.
+func TestDatabaseOnRootfs(t *testing.T) {
+	root := rootfs(t)
+	ctx := context.Background()
+	controls := Controls(nil)
+	rt.Converge(t, ctx, controls, root)
+	const local = ConfDir + "/conf.d/zz-local.conf"
+	removeLocal := func(t *testing.T) { rt.Remove(t, root, local) }
+	rt.RequireBreakable(t, ctx, controls, root, []rt.Breakage{
+		{Name: "listen on every address in the drop-in", Break: func(t *testing.T) {
+			rt.Edit(t, root, DropIn, "listen_addresses = ''", "listen_addresses = '*'")
+		}, Control: "database.config", Property: "listen_addresses (postgres -C)", Evidence: "listen_addresses = '*'"},
+		{Name: "a later conf.d file reopens TCP", Break: func(t *testing.T) {
+			rt.Write(t, root, local, "listen_addresses = '0.0.0.0'\n")
+		}, Control: "database.config", Property: "listen_addresses (postgres -C)", Evidence: "listen_addresses = '0.0.0.0'", Cleanup: removeLocal},
+		{Name: "pg_hba admits the internet", Break: func(t *testing.T) {
+			rt.Append(t, root, HBAFile, "host all all 0.0.0.0/0 md5\n")
+		}, Control: "database.config", Property: "pg_hba.conf TCP entries", Evidence: "host all all 0.0.0.0/0 md5"},
+		{Name: "ssl switched back on", Break: func(t *testing.T) {
+			rt.Edit(t, root, DropIn, "ssl = off", "ssl = on")
+		}, Control: "database.config", Property: "ssl (postgres -C)", Evidence: "ssl = 'on'"},
+		{Name: "server disabled", Break: func(t *testing.T) {
+			rt.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/postgresql.service")
+		}, Control: "database.config", Property: "postgresql.service enabled", Evidence: "no such file"},
+		{Name: "init unit disabled", Break: func(t *testing.T) {
+			rt.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+InitUnit)
+		}, Control: "database.role", Property: InitUnit + " enabled", Evidence: "no such file"},
+		{Name: "init SQL edited", Break: func(t *testing.T) {
+			rt.Edit(t, root, InitSQL, "NOSUPERUSER", "SUPERUSER")
+		}, Control: "database.role", Property: "file " + InitSQL, Evidence: "LOGIN SUPERUSER"},
+	})
+}
+
+// TestDryRunChangesNothing: --dry-run on a fresh tree records the changes
+// and leaves every file as it was.
+func TestDryRunChangesNothing(t *testing.T) {
+	root := rootfs(t)
+	h, err := host.NewLocal(root, host.DryRun())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt.Apply(t, context.Background(), Controls(nil), h)
+	if len(h.Changes()) == 0 {
+		t.Fatal("dry run recorded no changes on a fresh tree")
+	}
+	for _, p := range []string{MainConf, DropIn, InitSQL, initPath} {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			t.Errorf("dry run created %s", p)
+		}
+	}
+}

@@ -1,0 +1,171 @@
+//go:build linux
+
+package luks
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check/checktest"
+)
+
+// TestLUKSOnRootfs applies the family to a real Debian tree, proves a
+// second Apply changes nothing, that the offline volume check is
+// not-applicable (never pass), then breaks luks.firstboot one way per row:
+// Verify fails naming the control, the property and the evidence.
+func TestLUKSOnRootfs(t *testing.T) {
+	root := basetest.Copy(t)
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	controls := Controls(p)
+	// The Packer provisioner uploads bulwark; stand in with this test binary.
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checktest.Write(t, root, Binary, string(self))
+	if err := os.Chmod(filepath.Join(root, Binary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	if h := checktest.Apply(t, root, controls); len(h.Changes()) == 0 {
+		t.Fatal("first Apply changed nothing on a fresh Debian tree")
+	}
+	h := checktest.Apply(t, root, controls)
+	if len(h.Changes()) != 0 {
+		t.Fatalf("second Apply changed %v; want nothing", h.Changes())
+	}
+	fs := checktest.Verify(h, controls)
+	vol := checktest.Find(t, fs, "luks.volume", "data volume")
+	if vol.Status != provision.NotApplicable || vol.Reason == "" {
+		t.Errorf("offline luks.volume = %s (%q); want not-applicable with a reason", vol.Status, vol.Reason)
+	}
+	checktest.RequireOK(t, withoutNA(fs), false)
+
+	tests := []struct {
+		name     string
+		break_   func(t *testing.T)
+		property string
+		evidence string
+		repair   bool // Apply restores it; otherwise the test removes the breakage
+	}{
+		{"unit deleted", func(t *testing.T) { checktest.Remove(t, root, UnitFile) },
+			"file " + UnitFile, "no such file", true},
+		{"unit no longer before postgres", func(t *testing.T) {
+			checktest.Edit(t, root, UnitFile, "Before=postgresql.service ", "Before=")
+		}, "file " + UnitFile, "Before=transferd.service", true},
+		{"unit disabled", func(t *testing.T) { checktest.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+UnitName) },
+			UnitName + " enabled", "no such file", true},
+		{"unit masked", func(t *testing.T) { checktest.Symlink(t, root, "/dev/null", "/etc/systemd/system/"+PathName) },
+			PathName + " enabled", "-> /dev/null", true},
+		{"firstboot policy edited", func(t *testing.T) {
+			checktest.Edit(t, root, PolicyFile, "aes-xts-plain64", "aes-cbc-essiv:sha256")
+		}, "file " + PolicyFile, "aes-cbc-essiv", true},
+		{"bulwark binary missing", func(t *testing.T) { checktest.Remove(t, root, Binary) },
+			"file " + Binary, "no such file", false},
+		{"key baked at key_file", func(t *testing.T) { checktest.Write(t, root, p.LUKS.KeyFile, "secret") },
+			"key material in the image", p.LUKS.KeyFile, false},
+		{"stray key under /etc/bulwark", func(t *testing.T) { checktest.Write(t, root, "/etc/bulwark/data.key", "secret") },
+			"key material in the image", "/etc/bulwark/data.key", false},
+		{"crypttab names a key in the image", func(t *testing.T) {
+			checktest.Write(t, root, "/etc/luks/k", "secret")
+			checktest.Write(t, root, "/etc/crypttab", "bulwark-data /dev/vdb /etc/luks/k luks\n")
+		}, "key material in the image", "bulwark-data /dev/vdb /etc/luks/k luks", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			backup := snapshot(t, root)
+			tt.break_(t)
+			h := checktest.NewHost(t, root)
+			f := checktest.Find(t, checktest.Verify(h, controls), "luks.firstboot", tt.property)
+			checktest.RequireBroken(t, f, provision.Fail, tt.evidence)
+			if f.Reason == "" {
+				t.Error("failing finding gives no reason")
+			}
+			if tt.repair {
+				checktest.Apply(t, root, controls)
+			} else {
+				backup(t)
+			}
+			checktest.RequireOK(t, withoutNA(checktest.Verify(checktest.NewHost(t, root), controls)), false)
+		})
+	}
+}
+
+// TestLUKSBadKeySource: a key source firstboot cannot serve is refused at
+// image time, naming the policy field, and nothing is written.
+func TestLUKSBadKeySource(t *testing.T) {
+	root := t.TempDir()
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.LUKS.KeySource = "tpm2"
+	h := checktest.NewHost(t, root)
+	for _, c := range Controls(p) {
+		err := c.Apply(context.Background(), h)
+		if c.ID() == "luks.firstboot" && (err == nil || !strings.Contains(err.Error(), `key source "tpm2"`)) {
+			t.Errorf("Apply with key_source tpm2: %v; want an error naming the source", err)
+		}
+	}
+	if len(h.Changes()) != 0 {
+		t.Errorf("refused Apply still changed %v", h.Changes())
+	}
+	f := checktest.Find(t, checktest.Verify(h, Controls(p)), "luks.firstboot", "luks.key_source")
+	checktest.RequireBroken(t, f, provision.Fail, "tpm2")
+}
+
+// TestBootRefusesOffline: firstboot formats devices, so it must never run
+// against an image being built.
+func TestBootRefusesOffline(t *testing.T) {
+	h := checktest.NewHost(t, t.TempDir())
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Boot(context.Background(), h, p.LUKS, p.Transfer.DataDir)
+	if err == nil || !strings.Contains(err.Error(), "booted instance only") {
+		t.Fatalf("Boot on an offline root: %v; want a refusal", err)
+	}
+	if len(h.Changes()) != 0 {
+		t.Errorf("refused Boot changed %v", h.Changes())
+	}
+}
+
+func withoutNA(fs []provision.Finding) []provision.Finding {
+	var out []provision.Finding
+	for _, f := range fs {
+		if f.Status != provision.NotApplicable {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// snapshot records the paths a non-repairable breakage touches so the row
+// can undo it: everything the rows above create or delete.
+func snapshot(t *testing.T, root string) func(t *testing.T) {
+	t.Helper()
+	bin, err := os.ReadFile(filepath.Join(root, Binary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(t *testing.T) {
+		t.Helper()
+		for _, p := range []string{"/run/bulwark/luks.key", "/etc/bulwark/data.key", "/etc/luks/k", "/etc/crypttab"} {
+			checktest.Remove(t, root, p)
+		}
+		checktest.Write(t, root, Binary, string(bin))
+		if err := os.Chmod(filepath.Join(root, Binary), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

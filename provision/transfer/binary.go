@@ -1,0 +1,118 @@
+//go:build linux
+
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
+)
+
+var binaryMeta = check.Meta{
+	ID:    "transfer.binary",
+	Title: "transferd installed from the build's staged binary, its SHA-256 recorded",
+	// The digest ties the running service to the build that was tested
+	// (Application Changes); the service is what carries transfers intact.
+	Rows: []string{"SOX:Application Changes", "SOC2:PI1.1–PI1.5"},
+}
+
+// Install is the control transfer.binary (policy transfer.binary_source).
+type Install struct{ Source string }
+
+func (c *Install) ID() string     { return binaryMeta.ID }
+func (c *Install) Title() string  { return binaryMeta.Title }
+func (c *Install) Rows() []string { return binaryMeta.Rows }
+
+// staged reads the staged binary. A missing source is not an error when
+// the binary is already installed: the build deletes its staging area, and
+// a second apply on the finished image must still converge.
+func (c *Install) staged(h host.Host) ([]byte, error) {
+	if c.Source == "" {
+		return nil, errors.New("transfer.binary: policy transfer.binary_source is empty")
+	}
+	data, err := h.ReadFile(c.Source)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transfer.binary: read staged %s: %w", c.Source, err)
+	}
+	return data, nil
+}
+
+// Apply copies the staged binary into place (compare-then-write: an
+// unchanged binary is not rewritten).
+func (c *Install) Apply(ctx context.Context, h host.Host) error {
+	data, err := c.staged(h)
+	if err != nil {
+		return err
+	}
+	if data == nil {
+		if _, err := h.Stat(Binary); err != nil {
+			return fmt.Errorf("transfer.binary: staged binary %s (policy transfer.binary_source) is missing and %s is not installed: build transferd and stage it there", c.Source, Binary)
+		}
+		return nil
+	}
+	if len(data) == 0 {
+		return fmt.Errorf("transfer.binary: staged %s is empty; nothing installed", c.Source)
+	}
+	if err := h.WriteFile(Binary, data, 0o755); err != nil {
+		return fmt.Errorf("transfer.binary: install %s: %w", Binary, err)
+	}
+	return nil
+}
+
+// Verify reports the installed binary's digest, and fails when it is
+// missing, not executable, or differs from a staged binary still present.
+func (c *Install) Verify(ctx context.Context, h host.Host) []provision.Finding {
+	start := time.Now()
+	f := c.verify(h)
+	f.Duration = time.Since(start)
+	return []provision.Finding{f}
+}
+
+func (c *Install) verify(h host.Host) provision.Finding {
+	f := binaryMeta.Finding("binary "+Binary, "installed, mode 0755, same SHA-256 as the staged build")
+	data, err := h.ReadFile(Binary)
+	if err != nil {
+		return check.Fail(f, "missing", "run bulwark apply with the staged binary at "+c.Source,
+			provision.Evidence{Source: Binary, Read: err.Error()})
+	}
+	sum := digest(data)
+	ev := []provision.Evidence{{Source: Binary, Read: "sha256:" + sum}}
+	if st, err := h.Stat(Binary); err != nil || st.Mode().Perm() != 0o755 {
+		return check.Fail(f, "wrong mode", "transferd must be 0755 root-owned", append(ev, modeEvidence(h, Binary))...)
+	}
+	staged, err := c.staged(h)
+	if err != nil {
+		return check.Fail(f, "unreadable source", err.Error(), ev...)
+	}
+	if staged != nil {
+		ev = append(ev, provision.Evidence{Source: c.Source, Read: "sha256:" + digest(staged)})
+		if digest(staged) != sum {
+			return check.Fail(f, "differs from the staged build", "the installed transferd is not the one built; run bulwark apply", ev...)
+		}
+	}
+	return check.Pass(f, "sha256:"+sum, ev...)
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func modeEvidence(h host.Host, p string) provision.Evidence {
+	st, err := h.Stat(p)
+	if err != nil {
+		return provision.Evidence{Source: p, Read: err.Error()}
+	}
+	return provision.Evidence{Source: p, Read: fmt.Sprintf("mode %04o", st.Mode().Perm())}
+}

@@ -1,0 +1,288 @@
+//go:build linux
+
+package tests
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	cryptossh "golang.org/x/crypto/ssh"
+
+	"github.com/bulwark-appliance/bulwark/images/base"
+	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/all"
+	sshctl "github.com/bulwark-appliance/bulwark/provision/ssh"
+)
+
+// The end-to-end test boots the image `make image` BUILT (not the base)
+// and checks it from outside and inside. `make e2e` builds it and sets:
+//
+//	BULWARK_E2E_IMAGE  the built qcow2
+//	BULWARK_E2E_BASE   the base.json `bulwark image base` wrote: the image
+//	                   has no bootloader, so QEMU boots its kernel directly
+//	BULWARK_E2E_KEY    the operator's private key
+//
+// How the test logs in: the build key is removed from the image and root
+// may not log in (PermitRootLogin no), so the test cannot use either. The
+// e2e build passes the template an operator key (operator_authorized_key):
+// a separate account in the policy's admin group with non-interactive
+// sudo, made before hardening, so the ssh control admits it by AllowGroups.
+// Only test builds get it; `make image` without OPERATOR_KEY makes none.
+const (
+	e2eUser       = "bulwark-operator"
+	e2eGuestBin   = guestBulwark // installed by bulwark-harden
+	e2eGuestPol   = guestStaging + "/policy.yaml"
+	rootAuthKeys  = "/root/.ssh/authorized_keys"
+	e2eBootBudget = 15 * time.Minute
+)
+
+// e2ePorts are forwarded besides 22.
+var e2ePorts = []int{80, 443, 8443}
+
+type e2eInputs struct {
+	image string
+	disk  base.Disk // kernel, initrd, cmdline, host key of the base
+	build base.Image
+	key   qemu.BuildKey
+}
+
+func e2eSetup(t *testing.T) e2eInputs {
+	t.Helper()
+	testutil.Long(t)
+	testutil.RequireRoot(t)
+	testutil.RequireTools(t, "qemu-system-x86_64", "qemu-img")
+	var in e2eInputs
+	in.image = os.Getenv("BULWARK_E2E_IMAGE")
+	baseJSON, keyPath := os.Getenv("BULWARK_E2E_BASE"), os.Getenv("BULWARK_E2E_KEY")
+	if in.image == "" || baseJSON == "" || keyPath == "" {
+		testutil.Skipf(t, "no built image: run `make e2e` (sets BULWARK_E2E_IMAGE, BULWARK_E2E_BASE, BULWARK_E2E_KEY)")
+	}
+	data, err := os.ReadFile(baseJSON)
+	if err != nil {
+		t.Fatalf("BULWARK_E2E_BASE: %v", err)
+	}
+	if err := json.Unmarshal(data, &in.build); err != nil {
+		t.Fatalf("BULWARK_E2E_BASE %s: %v", baseJSON, err)
+	}
+	in.disk = in.build.Disk
+	if in.key, err = qemu.LoadOrCreateKey(keyPath); err != nil {
+		t.Fatalf("BULWARK_E2E_KEY: %v", err)
+	}
+	if _, err := os.Stat(in.image); err != nil {
+		t.Fatalf("BULWARK_E2E_IMAGE: %v", err)
+	}
+	return in
+}
+
+func TestE2E(t *testing.T) {
+	in := e2eSetup(t)
+	start := time.Now()
+	g := qemu.Boot(t, qemu.Options{
+		Disk: in.image, Kernel: in.disk.Kernel, Initrd: in.disk.Initrd, Cmdline: in.disk.Cmdline,
+		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
+		User: e2eUser, Signer: in.key, HostKey: in.disk.HostKey, BootTimeout: e2eBootBudget,
+	})
+	t.Logf("stage boot-to-ready: %s", time.Since(start).Round(time.Second))
+
+	t.Run("outside", func(t *testing.T) { e2eOutside(t, g) })
+	t.Run("build key gone", func(t *testing.T) { e2eBuildKeyGone(t, g, in) })
+	t.Run("verify passes", func(t *testing.T) {
+		code, res := e2eVerify(t, g)
+		if code != 0 || res.Failed() {
+			t.Fatalf("verify in the built image: exit %d, failed: %v", code, failedIDs(res))
+		}
+		t.Logf("verify: %d findings, none failed", len(res.Findings))
+	})
+	t.Run("broken control fails verify", func(t *testing.T) { e2eBreakSSH(t, g) })
+}
+
+// e2eOutside probes the forwarded ports from the host. Through QEMU user
+// networking every client reaches the guest as 10.0.2.2, so this cannot
+// prove the firewall's admin-network decision (SSH only from
+// ssh_admin_networks); that needs a tap bridge and is left to the
+// firewall/safe-apply live tests. What it does prove: the public ports
+// answer as their services, and SSH admits the operator (Boot did).
+func e2eOutside(t *testing.T, g *qemu.Guest) {
+	t.Run("http answers", func(t *testing.T) {
+		line := httpStatusLine(t, g.ForwardedPort(80))
+		if !strings.HasPrefix(line, "HTTP/1.") {
+			t.Fatalf("port 80: %q is not an HTTP status line", line)
+		}
+		t.Logf("port 80: %s", line)
+	})
+	if !hasFamily("tls") {
+		// Not a skip: under CI=true a skip fails, and there is nothing to
+		// probe until the tls family ships.
+		t.Log("tls family not in provision/all: HTTPS, TLS and redirect probes not included")
+		return
+	}
+	t.Run("https answers with TLS 1.2+", func(t *testing.T) { e2eTLS(t, g.ForwardedPort(443)) })
+	t.Run("http redirects to https", func(t *testing.T) { e2eRedirect(t, g.ForwardedPort(80)) })
+}
+
+func hasFamily(name string) bool {
+	for _, f := range all.Families() {
+		if f.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// httpStatusLine reads the first response line: with user networking the
+// host side of a forward accepts even when nothing listens in the guest,
+// so only a reply proves a service.
+func httpStatusLine(t *testing.T, port int) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second)
+	if err != nil {
+		t.Fatalf("port %d: %v", port, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+	fmt.Fprintf(c, "HEAD / HTTP/1.1\r\nHost: bulwark\r\nConnection: close\r\n\r\n")
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("port %d: no HTTP reply: %v", port, err)
+	}
+	return strings.TrimSpace(line)
+}
+
+func e2eTLS(t *testing.T, port int) {
+	d := &net.Dialer{Timeout: 30 * time.Second}
+	// The appliance's certificate is its own until the operator installs
+	// one; the probe is about the protocol, not the chain.
+	c, err := tls.DialWithDialer(d, "tcp", fmt.Sprintf("127.0.0.1:%d", port),
+		&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10}) //nolint:gosec // see above
+	if err != nil {
+		t.Fatalf("TLS handshake on 443: %v", err)
+	}
+	defer c.Close()
+	st := c.ConnectionState()
+	if st.Version < tls.VersionTLS12 {
+		t.Fatalf("443 negotiated %s, want TLS 1.2 or newer", tls.VersionName(st.Version))
+	}
+	t.Logf("443: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+}
+
+func e2eRedirect(t *testing.T, port int) {
+	client := &http.Client{Timeout: 60 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+	if err != nil {
+		t.Fatalf("GET on 80: %v", err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, "https://") {
+		t.Fatalf("GET on 80: %s Location %q, want a redirect to https://", resp.Status, loc)
+	}
+}
+
+// e2eBuildKeyGone proves the build key cannot log in, and that its public
+// half is not in root's authorized_keys (read as root through sudo).
+func e2eBuildKeyGone(t *testing.T, g *qemu.Guest, in e2eInputs) {
+	build, err := qemu.LoadOrCreateKey(in.build.BuildKey)
+	if err != nil {
+		t.Fatalf("build key: %v", err)
+	}
+	material := strings.Fields(build.Authorized)[1]
+	r := guestRun(t, g, "sudo -n sh -c 'cat "+rootAuthKeys+" 2>/dev/null || true'")
+	if r.ExitCode != 0 {
+		t.Fatalf("read %s: exit %d: %s", rootAuthKeys, r.ExitCode, r.Stderr)
+	}
+	if strings.Contains(r.Stdout, material) {
+		t.Fatalf("%s still holds the build key:\n%s", rootAuthKeys, r.Stdout)
+	}
+	for _, user := range []string{"root", e2eUser} {
+		if err := sshLogin(g.ForwardedPort(22), user, build.Signer); err == nil {
+			t.Fatalf("the build key still logs in as %s", user)
+		} else if !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("login as %s with the build key: want an authentication refusal, got %v", user, err)
+		}
+	}
+}
+
+func sshLogin(port int, user string, signer cryptossh.Signer) error {
+	c, err := cryptossh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &cryptossh.ClientConfig{
+		User: user, Auth: []cryptossh.AuthMethod{cryptossh.PublicKeys(signer)},
+		// Loopback to our own guest; the host key is pinned by Boot.
+		HostKeyCallback: cryptossh.InsecureIgnoreHostKey(), //nolint:gosec
+		Timeout:         60 * time.Second,
+	})
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+// e2eVerify runs the image's own bulwark verify as root, with the policy
+// the build used when there was one.
+func e2eVerify(t *testing.T, g *qemu.Guest) (int, provision.Results) {
+	t.Helper()
+	start := time.Now()
+	cmd := "sudo -n sh -c 'p=; [ -f " + e2eGuestPol + " ] && p=\"--policy " + e2eGuestPol + "\"; exec " +
+		e2eGuestBin + " verify --format json $p'"
+	r := guestRun(t, g, cmd)
+	t.Logf("stage verify: %s", time.Since(start).Round(time.Second))
+	if r.ExitCode > 1 {
+		t.Fatalf("verify: exit %d\n%s\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	var res provision.Results
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("verify output is not JSON results: %v\n%s", err, r.Stdout)
+	}
+	return r.ExitCode, res
+}
+
+func failedIDs(r provision.Results) []string {
+	var ids []string
+	for _, f := range r.Findings {
+		if f.Status == provision.Fail {
+			ids = append(ids, f.ControlID+": "+f.Property+" = "+f.Actual)
+		}
+	}
+	return ids
+}
+
+// e2eBreakSSH turns password logins on behind bulwark's back and shows
+// verify fail naming ssh.daemon with the sshd -T evidence, then restores
+// the control. The boot disk is a snapshot, so the image itself is never
+// changed; restoring shows apply converges the broken image again.
+func e2eBreakSSH(t *testing.T, g *qemu.Guest) {
+	r := guestRun(t, g, "sudo -n sed -i 's/^PasswordAuthentication .*/PasswordAuthentication yes/' "+sshctl.DropIn+
+		" && sudo -n grep -q '^PasswordAuthentication yes' "+sshctl.DropIn)
+	if r.ExitCode != 0 {
+		t.Fatalf("break %s: exit %d: %s", sshctl.DropIn, r.ExitCode, r.Stderr)
+	}
+	code, res := e2eVerify(t, g)
+	if code != 1 {
+		t.Fatalf("verify after breaking sshd: exit %d, want 1", code)
+	}
+	found := false
+	for _, f := range res.Findings {
+		if f.ControlID == "ssh.daemon" && f.Status == provision.Fail && strings.Contains(strings.ToLower(f.Actual+f.Property), "password") {
+			found = true
+			t.Logf("verify fails as it should: %s %s = %q (evidence %v)", f.ControlID, f.Property, f.Actual, f.Evidence)
+		}
+	}
+	if !found {
+		t.Fatalf("verify did not name ssh.daemon's password setting; failed: %v", failedIDs(res))
+	}
+	if r := guestRun(t, g, "sudo -n "+e2eGuestBin+" apply --only ssh"); r.ExitCode != 0 {
+		t.Fatalf("re-apply ssh: exit %d\n%s\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	if code, res := e2eVerify(t, g); code != 0 {
+		t.Fatalf("verify after re-apply: exit %d, failed: %v", code, failedIDs(res))
+	}
+}

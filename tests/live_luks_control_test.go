@@ -1,0 +1,158 @@
+//go:build linux
+
+package tests
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bulwark-appliance/bulwark/images/base"
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/luks"
+)
+
+// luksTestPolicy lowers only argon2's memory cost (the documented tuning
+// knob), so a TCG guest formats and unlocks in seconds; cipher, key size,
+// PBKDF and iteration benchmarking stay the appliance's defaults.
+const luksTestPolicy = "luks:\n  pbkdf_memory_kib: 65536\n"
+
+// TestLiveLUKSControl boots its own guest (it reboots) with a blank data
+// disk: apply installs the firstboot units; delivering the key encrypts,
+// mounts and verifies; after a reboot the redelivered key unlocks the same
+// data; unmounting and closing the volume makes luks.volume fail; the
+// firstboot unit repairs it. The image's own tree holds no key.
+func TestLiveLUKSControl(t *testing.T) {
+	d, key := liveDisk(t)
+	p, err := policies.LoadBytes("luks-test.yaml", []byte(luksTestPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imageHasNoKey(t, p)
+
+	opts := guestOptions(d, key)
+	opts.ExtraDisks = []string{blankDisk(t, 512)}
+	g := qemu.Boot(t, opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("guest console (last 40 lines):\n%s", g.ConsoleTail(40))
+			t.Logf("firstboot journal:\n%s", run(t, g, "journalctl -b -u "+luks.UnitName+" --no-pager | tail -30").Stdout)
+		}
+	})
+	dir := t.TempDir()
+	bins, err := buildStatic(dir, "bulwark")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upload(t, g, bins["bulwark"], guestBulwark)
+	polFile := filepath.Join(dir, "policy.yaml")
+	keyFile := filepath.Join(dir, "luks.key")
+	if err := os.WriteFile(polFile, []byte(luksTestPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeRandom(t, keyFile, 64)
+	upload(t, g, polFile, "/root/luks-policy.yaml")
+	pol := "--policy /root/luks-policy.yaml"
+
+	guestApply(t, g, "luks", pol)
+	if out := guestApply(t, g, "luks", pol); !strings.Contains(strings.ToLower(out), "no change") {
+		t.Errorf("second apply did not say it changed nothing:\n%s", out)
+	}
+	// Apply only enables the units (image time); start the path unit as
+	// the instance's boot would.
+	g.MustRun(t, "systemctl start "+luks.PathName)
+	// No key yet: the unit is skipped, nothing is mounted, verify fails.
+	requireFailed(t, requireVerify(t, g, "luks", 1, pol), "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
+
+	deliverKey(t, g, keyFile, p.LUKS.KeyFile)
+	waitMounted(t, g, p.LUKS.MountPoint)
+	requireVerify(t, g, "luks", 0, pol)
+	g.MustRun(t, "echo secret-payload > "+p.Transfer.DataDir+"/canary && sync")
+	g.MustRun(t, "test ! -e "+p.LUKS.KeyFile) // firstboot deleted the delivered key
+	if r := run(t, g, "grep -c secret-payload "+p.LUKS.Device); r.ExitCode == 0 {
+		t.Errorf("plaintext found on the raw device %s", p.LUKS.Device)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	if err := g.Reboot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireFailed(t, requireVerify(t, g, "luks", 1, pol), "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
+	deliverKey(t, g, keyFile, p.LUKS.KeyFile) // as the platform does on every boot
+	waitMounted(t, g, p.LUKS.MountPoint)
+	if got := strings.TrimSpace(g.MustRun(t, "cat "+p.Transfer.DataDir+"/canary")); got != "secret-payload" {
+		t.Fatalf("after reboot the volume holds %q, want secret-payload", got)
+	}
+	requireVerify(t, g, "luks", 0, pol)
+
+	// Break: unmount and close. Verify names the control and the evidence.
+	g.MustRun(t, "umount "+p.LUKS.MountPoint+" && cryptsetup close "+luks.MapperName)
+	fs := requireVerify(t, g, "luks", 1, pol)
+	requireFailed(t, fs, "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
+	for _, f := range fs {
+		if f.Status == provision.Fail && f.ControlID != "luks.volume" {
+			t.Errorf("unexpected failure %s %s: %s", f.ControlID, f.Property, f.Reason)
+		}
+	}
+	// Repair leaves the guest converged.
+	deliverKey(t, g, keyFile, p.LUKS.KeyFile)
+	g.MustRun(t, "systemctl restart "+luks.UnitName)
+	waitMounted(t, g, p.LUKS.MountPoint)
+	requireVerify(t, g, "luks", 0, pol)
+}
+
+// imageHasNoKey runs luks.firstboot's key-material check offline on the
+// tree the guest disk is built from.
+func imageHasNoKey(t *testing.T, p *policies.Policy) {
+	t.Helper()
+	root := os.Getenv("BULWARK_ROOTFS")
+	if root == "" {
+		var err error
+		if root, err = base.Rootfs(context.Background(), base.Options{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, err := host.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range luks.Controls(p)[0].Verify(context.Background(), h) {
+		if f.Property == "key material in the image" && f.Status != provision.Pass {
+			t.Errorf("image %s holds key material: %s %v", root, f.Reason, f.Evidence)
+		}
+	}
+}
+
+// deliverKey does what cloud-init bootcmd or a hypervisor secret does on
+// every boot: a root-only key file on tmpfs.
+func deliverKey(t *testing.T, g *qemu.Guest, local, remote string) {
+	t.Helper()
+	g.MustRun(t, "install -d -m 0700 "+filepath.Dir(remote))
+	upload(t, g, local, remote+".tmp")
+	g.MustRun(t, "chmod 0400 "+remote+".tmp && mv "+remote+".tmp "+remote)
+}
+
+// waitMounted polls until the path unit has run firstboot and the volume
+// is mounted (argon2 under TCG takes a while).
+func waitMounted(t *testing.T, g *qemu.Guest, mountPoint string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for time.Now().Before(deadline) {
+		r := run(t, g, "findmnt -n -o SOURCE "+mountPoint)
+		if strings.HasPrefix(strings.TrimSpace(r.Stdout), "/dev/mapper/") {
+			return
+		}
+		if r := run(t, g, "systemctl is-failed "+luks.UnitName); strings.TrimSpace(r.Stdout) == "failed" {
+			t.Fatalf("%s failed:\n%s", luks.UnitName, run(t, g, "journalctl -b -u "+luks.UnitName+" --no-pager | tail -20").Stdout)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Fatalf("%s not mounted from /dev/mapper after 10 minutes", mountPoint)
+}
