@@ -9,6 +9,7 @@
 #   make image POLICY=file.yaml   an operator policy instead of the embedded one
 #   make e2e                      make image with the e2e operator key, then boot
 #                                 the built image and probe it (tests/e2e_test.go)
+#                                 and deploy it locally (tests/live_deploy_test.go)
 #
 # Outputs: out/images/debian-12-$(FORMAT)/, out/evidence/debian-12-$(FORMAT)/,
 # out/results/…/results.json, and one log per step in out/logs/.
@@ -41,8 +42,17 @@ $(E2E_KEY):
 
 # The e2e image is a test build (it has an operator account with sudo), so
 # it goes to its own output directory and is never the shipped artifact.
-e2e: e2e-key
-	$(MAKE) --no-print-directory image FORMAT=qcow2 OPERATOR_KEY=$(E2E_KEY).pub OUT=$(OUT)/e2e POLICY=$(E2E_POLICY)
-	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(OUT)/e2e/images/debian-12-qcow2/bulwark-debian-12.qcow2 \
+# One go test run covers both acceptances on the image just built: TestE2E
+# (issue 5: boot, probe from outside, verify inside, break a control) and
+# TestLiveDeployLocal (issue 7: `bulwark deploy --target local` brings the
+# image up with its LUKS key over fw_cfg, /healthz answers on 443, a reboot
+# unlocks again, an admin CIDR change previews as one rule update,
+# --destroy leaves nothing behind). Each stage prints "stage NAME: time".
+E2E_IMAGE    = $(OUT)/e2e/images/debian-12-qcow2/bulwark-debian-12.qcow2
+e2e: e2e-key pulumi
+	@t0=$$(date +%s); \
+	$(MAKE) --no-print-directory image FORMAT=qcow2 OPERATOR_KEY=$(E2E_KEY).pub OUT=$(OUT)/e2e POLICY=$(E2E_POLICY); \
+	echo "== e2e: image built in $$(( $$(date +%s) - t0 ))s"
+	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) BULWARK_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
-		go test -count=1 -v -timeout 40m -run 'TestE2E' ./tests/
+		go test -count=1 -v -timeout 40m -run '^(TestE2E|TestLiveDeployLocal)$$' ./tests/

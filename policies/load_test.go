@@ -3,6 +3,7 @@ package policies
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -119,6 +120,14 @@ func TestErrorPlace(t *testing.T) {
 			Error{"u.yaml", 2, 21, "ssh.login_grace_time", "duration -5s must be greater than zero"}},
 		{"percent", "transfer:\n  disk_alert_percent: 101\n",
 			Error{"u.yaml", 2, 23, "transfer.disk_alert_percent", "101 out of range (want 1–100)"}},
+		{"luks argon2 memory too small", "luks:\n  pbkdf_memory_kib: 16\n",
+			Error{"u.yaml", 2, 21, "luks.pbkdf_memory_kib", "16 out of range (want 0 for cryptsetup's default, or 32–4194304 KiB)"}},
+		{"luks argon2 memory too large", "luks:\n  pbkdf_memory_kib: 8388608\n",
+			Error{"u.yaml", 2, 21, "luks.pbkdf_memory_kib", "8388608 out of range"}},
+		{"luks negative memory", "luks:\n  pbkdf_memory_kib: -1\n",
+			Error{"u.yaml", 2, 21, "luks.pbkdf_memory_kib", "-1 out of range"}},
+		{"luks memory with pbkdf2", "luks:\n  pbkdf: pbkdf2\n  pbkdf_memory_kib: 65536\n",
+			Error{"u.yaml", 3, 21, "luks.pbkdf_memory_kib", "pbkdf2 has no memory cost"}},
 		{"syntax", "network: [\n",
 			Error{"u.yaml", 1, 10, "(yaml)", "syntax error"}},
 		{"alias refused", "retention:\n  days: &d 30\n  journal_days: *d\n",
@@ -280,4 +289,20 @@ func defaultLine(prefix string) int {
 		}
 	}
 	return -1
+}
+
+// TestPBKDFMemoryBoundsAccepted: the edges cryptsetup accepts, and 0
+// (cryptsetup's default), load; the rows in TestErrorPlace are the refusals.
+func TestPBKDFMemoryBoundsAccepted(t *testing.T) {
+	for _, kib := range []int{0, 32, 65536, 4194304} {
+		y := fmt.Sprintf("luks:\n  pbkdf_memory_kib: %d\n", kib)
+		p, err := LoadBytes("u.yaml", []byte(y))
+		if err != nil {
+			t.Errorf("pbkdf_memory_kib %d refused: %v", kib, err)
+			continue
+		}
+		if p.LUKS.PBKDFMemoryKiB != kib {
+			t.Errorf("pbkdf_memory_kib %d loaded as %d", kib, p.LUKS.PBKDFMemoryKiB)
+		}
+	}
 }

@@ -192,6 +192,7 @@ func (v *validator) luks(l *LUKS) {
 		v.bad("luks.key_size", "%d is not 256 or 512 (aes-xts with 512 bits is AES-256)", l.KeySize)
 	}
 	v.oneOf("luks.pbkdf", l.PBKDF, "argon2id", "argon2i", "pbkdf2")
+	v.pbkdfMemory(l)
 	v.oneOf("luks.key_source", l.KeySource, "tpm2", "keyfile", "prompt")
 	if l.KeySource == "keyfile" {
 		v.absPath("luks.key_file", l.KeyFile)
@@ -200,6 +201,21 @@ func (v *validator) luks(l *LUKS) {
 	v.absPath("luks.mount_point", l.MountPoint)
 	if l.Cipher == "" {
 		v.bad("luks.cipher", "empty (want e.g. aes-xts-plain64)")
+	}
+}
+
+// pbkdfMemory checks luks.pbkdf_memory_kib against what cryptsetup
+// accepts for argon2 (--pbkdf-memory 32..4194304 KiB); 0 keeps its
+// benchmarked default. pbkdf2 has no memory cost, so a value there is a
+// mistake the operator should hear about, not a silently ignored knob.
+func (v *validator) pbkdfMemory(l *LUKS) {
+	const lo, hi = 32, 4 << 20
+	switch {
+	case l.PBKDFMemoryKiB == 0:
+	case l.PBKDF == "pbkdf2":
+		v.bad("luks.pbkdf_memory_kib", "%d set, but luks.pbkdf pbkdf2 has no memory cost (use 0, or argon2id)", l.PBKDFMemoryKiB)
+	case l.PBKDFMemoryKiB < lo || l.PBKDFMemoryKiB > hi:
+		v.bad("luks.pbkdf_memory_kib", "%d out of range (want 0 for cryptsetup's default, or %d–%d KiB)", l.PBKDFMemoryKiB, lo, hi)
 	}
 }
 

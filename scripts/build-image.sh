@@ -106,7 +106,7 @@ packer_vars() {
 		-var "ssh_private_key_file=$(j .build_key)" -var "build_public_key=$(j .build_public_key)"
 		-var "bulwark_binary=$GUEST_BIN/bulwark" -var "transferd_binary=$GUEST_BIN/transferd"
 		-var "accelerator=$ACCELERATOR" -var "format=$PACKER_FORMAT" -var "vmdk=$VMDK"
-		-var "output_dir=$IMAGES" -var "results_dir=$RESULTS" -var "evidence_dir=$EVIDENCE"
+		-var "output_dir=${1:-$IMAGES}" -var "results_dir=$RESULTS" -var "evidence_dir=$EVIDENCE"
 		-var "policy_file=$POLICY"
 	)
 	if [[ -n $OPERATOR_KEY ]]; then
@@ -114,8 +114,12 @@ packer_vars() {
 	fi
 }
 
+# validate checks the template against an output directory that does not
+# exist: the qemu builder refuses an existing one at validate time (build
+# has -force, validate has not), so a rebuild into the same OUT would fail
+# here although build itself replaces the old image.
 validate() {
-	packer_vars
+	packer_vars "$OUT/.validate-$$-never-created"
 	"$BIN/packer" validate -evaluate-datasources "${VARS[@]}" images/debian-12.pkr.hcl
 }
 

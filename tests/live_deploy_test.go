@@ -5,6 +5,8 @@ package tests
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,11 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/pulumi/pulumi/sdk/v3/go/auto/events"
+	cryptossh "golang.org/x/crypto/ssh"
 
 	"github.com/bulwark-appliance/bulwark/deploy/local"
+	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision/luks"
 )
 
 // TestLiveDeployLocal runs `bulwark deploy --target local` end to end with
@@ -26,9 +32,17 @@ import (
 // previews as an update of exactly the changed network rule, then
 // --destroy, after which no QEMU process, disk or stack state is left.
 //
-// With BULWARK_IMAGE (a `make image` qcow2) the health check is HTTPS on
-// 443; without it the base disk is used and the check is the SSH banner on
-// 22, because the base image has no HTTPS service.
+// With BULWARK_IMAGE (a `make image` qcow2; `make e2e` sets it) the
+// health check is transferd's /healthz over HTTPS on 443, through nginx;
+// without it the base disk is used and the check is the SSH banner on 22,
+// because the base image has no HTTPS service. The built image has no
+// bootloader, so the kernel, initrd and command line come from the base it
+// was built on (BULWARK_E2E_BASE, else the cached base disk).
+//
+// With BULWARK_E2E_KEY too (the e2e build's operator key) the test also
+// looks inside: the data volume is LUKS2, unlocked from the key delivered
+// over fw_cfg and mounted; the key file is gone; the key is nowhere in
+// the Pulumi state in plain text; and after a reboot it unlocks again.
 func TestLiveDeployLocal(t *testing.T) {
 	d, _ := liveDisk(t)
 	repo, err := filepath.Abs("..")
@@ -42,12 +56,14 @@ func TestLiveDeployLocal(t *testing.T) {
 	bin := offBuildBulwark(t)
 	state := t.TempDir()
 	args := []string{"deploy", "--target", "local", "--state", state, "--pulumi", pulumiBin, "--memory", "1024"}
-	machine := local.Config{Image: os.Getenv("BULWARK_IMAGE"), Health: "https"}
+	boot := deployBootDisk(t, d)
+	machine := local.Config{Image: os.Getenv("BULWARK_IMAGE"), Health: "https",
+		Kernel: boot.Kernel, Initrd: boot.Initrd, Cmdline: boot.Cmdline}
 	if machine.Image == "" {
-		machine = local.Config{Image: d.Path, Kernel: d.Kernel, Initrd: d.Initrd, Cmdline: d.Cmdline, Health: "ssh"}
-		args = append(args, "--kernel", d.Kernel, "--initrd", d.Initrd, "--cmdline", d.Cmdline)
+		machine.Image, machine.Health = d.Path, "ssh"
 	}
-	args = append(args, "--image", machine.Image, "--health", machine.Health)
+	args = append(args, "--kernel", machine.Kernel, "--initrd", machine.Initrd, "--cmdline", machine.Cmdline,
+		"--image", machine.Image, "--health", machine.Health)
 
 	start := time.Now()
 	out, code := runBulwark(t, bin, args...)
@@ -62,6 +78,11 @@ func TestLiveDeployLocal(t *testing.T) {
 		t.Fatalf("QEMU pid %d not running after deploy", vm.Pid)
 	}
 	reachable(t, machine.Health, vm.Ports)
+	if keyPath := os.Getenv("BULWARK_E2E_KEY"); keyPath != "" && machine.Health == "https" {
+		t.Run("data volume unlocked from the delivered key, on every boot", func(t *testing.T) {
+			deployedVolume(t, keyPath, vm.Ports, state)
+		})
+	}
 
 	t.Run("admin CIDR change previews as an update of exactly that rule", func(t *testing.T) {
 		previewPolicyChange(t, bin, state, pulumiBin, machine)
@@ -124,23 +145,47 @@ func deployedVM(t *testing.T, out string) qemu.Detached {
 	return vm
 }
 
+// deployBootDisk is the kernel, initrd and command line to boot with: the
+// built image's base (BULWARK_E2E_BASE) when given, else the base disk.
+func deployBootDisk(t *testing.T, d base.Disk) base.Disk {
+	t.Helper()
+	file := os.Getenv("BULWARK_E2E_BASE")
+	if file == "" {
+		return d
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("BULWARK_E2E_BASE: %v", err)
+	}
+	var img base.Image
+	if err := json.Unmarshal(data, &img); err != nil {
+		t.Fatalf("BULWARK_E2E_BASE %s: %v", file, err)
+	}
+	return img.Disk
+}
+
+// reachable checks the appliance from outside: transferd's own health
+// document through nginx on 443 (or the SSH banner for the base disk).
 func reachable(t *testing.T, health string, ports map[int]int) {
 	t.Helper()
-	port := ports[22]
 	if health == "https" {
-		port = ports[443]
+		h, err := local.FetchHealth(context.Background(), fmt.Sprintf("https://127.0.0.1:%d/healthz", ports[443]))
+		if err != nil {
+			t.Fatalf("appliance health on 443: %v", err)
+		}
+		t.Logf("443 /healthz: transferd %s (database %s, clamd %s, disk %s)", h.Status, h.Database, h.Clamd, h.Disk)
+		return
 	}
+	port := ports[22]
 	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
 	if err != nil {
 		t.Fatalf("appliance unreachable: %v", err)
 	}
 	defer c.Close()
-	if health == "ssh" {
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		line, err := bufio.NewReader(c).ReadString('\n')
-		if !strings.HasPrefix(line, "SSH-") {
-			t.Fatalf("no SSH banner from the deployed VM: %q %v", line, err)
-		}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if !strings.HasPrefix(line, "SSH-") {
+		t.Fatalf("no SSH banner from the deployed VM: %q %v", line, err)
 	}
 }
 
@@ -179,3 +224,149 @@ func previewPolicyChange(t *testing.T, bin, state, pulumiBin string, machine loc
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// deployedVolume looks inside the deployed appliance as the e2e operator:
+// the data volume is mounted from the LUKS2 mapping, the delivered key
+// file is gone, and the key the guest received over fw_cfg appears in no
+// file under the Pulumi state dir in plain text or base64. Then it reboots
+// the guest and shows the volume unlocked again (the key is delivered on
+// every boot, not once).
+func deployedVolume(t *testing.T, keyPath string, ports map[int]int, state string) {
+	op, err := qemu.LoadOrCreateKey(keyPath)
+	if err != nil {
+		t.Fatalf("BULWARK_E2E_KEY: %v", err)
+	}
+	ssh := func(cmd string) (string, error) { return deploySSH(ports[22], op.Signer, cmd) }
+	first := volumeState(t, ssh)
+	key := deliveredKey(t, ssh)
+	// Everything under the state dir but the VM's disks (a 20 GiB sparse
+	// data image, LUKS ciphertext; the overlay of the boot disk): the file
+	// backend, the stack config, PULUMI_HOME.
+	if hits := grepTree(t, state, filepath.Join(state, "machines"), string(key), base64.StdEncoding.EncodeToString(key)); len(hits) > 0 {
+		t.Errorf("the LUKS key is in plain text in the Pulumi state: %v", hits)
+	}
+	// The session dies with the guest; its error says nothing.
+	_, _ = ssh("sudo -n systemctl reboot")
+	start := time.Now()
+	deadline := start.Add(15 * time.Minute)
+	for {
+		if _, err := local.FetchHealth(context.Background(), fmt.Sprintf("https://127.0.0.1:%d/healthz", ports[443])); err == nil {
+			if out, err := ssh("cat /proc/sys/kernel/random/boot_id"); err == nil && strings.TrimSpace(out) != first.bootID {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not healthy again within 15m of the reboot")
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("stage reboot-to-healthy: %s", time.Since(start).Round(time.Second))
+	volumeState(t, ssh)
+}
+
+type volume struct{ bootID string }
+
+// volumeState checks the mount, the LUKS version, that the key file is
+// gone and that transferd runs, logging what it read.
+func volumeState(t *testing.T, ssh func(string) (string, error)) volume {
+	t.Helper()
+	out, err := ssh(`sudo -n sh -c 'cat /proc/sys/kernel/random/boot_id; findmnt -no SOURCE /srv/bulwark || echo not-mounted;
+cryptsetup luksDump /dev/vdb | sed -n "s/^Version: *//p"; test -e /run/bulwark/luks.key && echo key-file-present || echo key-file-gone;
+systemctl is-active transferd.service || true'`)
+	if err != nil {
+		t.Fatalf("look inside the deployed appliance: %v\n%s", err, out)
+	}
+	f := strings.Fields(out)
+	want := []string{"", "/dev/mapper/bulwark-data", "2", "key-file-gone", "active"}
+	if len(f) != len(want) {
+		t.Fatalf("inside the appliance: %q, want boot id, %v", f, want[1:])
+	}
+	for i := 1; i < len(want); i++ {
+		if f[i] != want[i] {
+			t.Fatalf("inside the appliance (boot %s): %q, want boot id, %v", f[0], f[1:], want[1:])
+		}
+	}
+	t.Logf("boot %s: /srv/bulwark from %s (LUKS%s), %s, transferd %s", f[0], f[1], f[2], f[3], f[4])
+	return volume{bootID: f[0]}
+}
+
+// deliveredKey reads the key from the user data the guest got over fw_cfg.
+func deliveredKey(t *testing.T, ssh func(string) (string, error)) []byte {
+	t.Helper()
+	doc, err := ssh("sudo -n cat " + luks.FwCfgUserData)
+	if err != nil {
+		t.Fatalf("read %s: %v", luks.FwCfgUserData, err)
+	}
+	var u struct {
+		WriteFiles []struct{ Path, Content string } `yaml:"write_files"`
+	}
+	if err := yaml.Unmarshal([]byte(doc), &u); err != nil {
+		t.Fatalf("user data: %v", err)
+	}
+	for _, f := range u.WriteFiles {
+		if f.Path == "/run/bulwark/luks.key" {
+			key, err := base64.StdEncoding.DecodeString(f.Content)
+			if err != nil || len(key) < 32 {
+				t.Fatalf("user data key: %d bytes, %v", len(key), err)
+			}
+			return key
+		}
+	}
+	t.Fatalf("user data has no key entry:\n%s", doc)
+	return nil
+}
+
+// grepTree lists the files under dir, except under skip, holding any of
+// needles.
+func grepTree(t *testing.T, dir, skip string, needles ...string) []string {
+	t.Helper()
+	var hits []string
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p == skip {
+			return filepath.SkipDir
+		}
+		if !e.Type().IsRegular() {
+			return nil
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, n := range needles {
+			if strings.Contains(string(data), n) {
+				hits = append(hits, p)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("scan %s: %v", dir, err)
+	}
+	return hits
+}
+
+// deploySSH runs cmd as the e2e operator on the deployed VM's forwarded
+// SSH port and returns its combined output.
+func deploySSH(port int, signer cryptossh.Signer, cmd string) (string, error) {
+	c, err := cryptossh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &cryptossh.ClientConfig{
+		User: e2eUser, Auth: []cryptossh.AuthMethod{cryptossh.PublicKeys(signer)},
+		// Loopback to the VM this test deployed a minute ago.
+		HostKeyCallback: cryptossh.InsecureIgnoreHostKey(), //nolint:gosec
+		Timeout:         60 * time.Second,
+	})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(cmd)
+	return string(out), err
+}

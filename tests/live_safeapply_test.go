@@ -3,6 +3,10 @@
 package tests
 
 import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +155,126 @@ func TestLiveSSHPreflight(t *testing.T) {
 	if code, out := guestVerify(t, g, "ssh"); code != 0 {
 		t.Errorf("verify ssh after the refused apply: exit %d\n%s", code, out)
 	}
+}
+
+// crashFamilies are the families the live crash loop interrupts: the ones
+// whose Apply touches the running system (sshd reload, the live ruleset,
+// systemd timers), across several controls each.
+const crashFamilies = "ssh,firewall,updates"
+
+// crashPolicy differs from the default in every crash family, so applying
+// it after the default makes changes in each of them; it still admits the
+// harness's session (10.0.2.2 is inside the default 10.0.0.0/8).
+const crashPolicy = `ssh:
+  max_auth_tries: 4
+  ciphers: [aes256-gcm@openssh.com]
+network:
+  ssh_new_per_minute: 20
+  icmp_per_second: 7
+updates:
+  schedule: "*-*-* 02:30"
+  randomized_delay: 10m
+`
+
+var liveChangedRe = regexp.MustCompile(`would change (\d+) things`)
+
+// TestLiveCrashAnywhere kills `bulwark apply` with SIGKILL inside the live
+// guest at N points spread over every change it makes, then reruns it:
+// verify must pass every time. The crash point is the test-only hook
+// BULWARK_CRASH_AFTER=k (apply SIGKILLs itself right after its k-th
+// journalled change, as cmd/bulwark's offline test uses). Each round starts
+// from the default policy converged, crashes while converging to
+// crashPolicy, reruns and verifies crashPolicy, then applies and verifies
+// the default again, which leaves the shared guest converged.
+func TestLiveCrashAnywhere(t *testing.T) {
+	g := liveGuest(t)
+	guestApply(t, g, crashFamilies)
+	safeWrite(t, g, "/root/crash.yaml", crashPolicy)
+	crashPol := guestBulwark + " --policy /root/crash.yaml"
+	dry := guestRun(t, g, crashPol+" apply --dry-run --only "+crashFamilies)
+	m := liveChangedRe.FindStringSubmatch(dry.Stdout)
+	if dry.ExitCode != 0 || m == nil {
+		t.Fatalf("dry run of the crash policy: exit %d\n%s\n%s", dry.ExitCode, dry.Stdout, dry.Stderr)
+	}
+	total, _ := strconv.Atoi(m[1])
+	t.Logf("the crash policy's changes (dry run):\n%s", dry.Stdout)
+	points := spreadPoints(total)
+	if len(points) < 5 {
+		t.Fatalf("the crash policy makes only %d changes; need 5 crash points\n%s", total, dry.Stdout)
+	}
+	var summary []string
+	for _, k := range points {
+		where := crashRound(t, g, crashPol, k)
+		summary = append(summary, fmt.Sprintf("k=%d/%d (%s): rerun converged, verify passed", k, total, where))
+	}
+	t.Logf("N=%d kill -9 points inside the live guest, all converged:\n%s", len(points), strings.Join(summary, "\n"))
+}
+
+// spreadPoints is every change when there are at most 8 (the last one too:
+// killed after its final change, a run has still not reloaded or
+// reported), else 6 points spread over 1..total-1, first and last
+// included, so crashes land in every family's steps.
+func spreadPoints(total int) []int {
+	var out []int
+	if total <= 8 {
+		for k := 1; k <= total; k++ {
+			out = append(out, k)
+		}
+		return out
+	}
+	seen := map[int]bool{}
+	for i := 0; i < 6 && total > 1; i++ {
+		n := 1 + i*(total-2)/5
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// crashRound runs one kill/rerun/verify round and returns where the kill
+// landed (the crashed journal's last entry).
+func crashRound(t *testing.T, g *qemu.Guest, crashPol string, k int) string {
+	t.Helper()
+	// The shell reports the signal as 128+9; the echo keeps it visible
+	// whatever the SSH layer does with a killed command.
+	r := guestRun(t, g, fmt.Sprintf("BULWARK_CRASH_AFTER=%d %s apply --only %s; echo exit=$?", k, crashPol, crashFamilies))
+	if !strings.Contains(r.Stdout, "exit=137") {
+		t.Fatalf("apply was not SIGKILLed after change %d:\n%s\n%s", k, r.Stdout, r.Stderr)
+	}
+	where := lastJournalEntry(t, g)
+	if r := guestRun(t, g, crashPol+" apply --only "+crashFamilies); r.ExitCode != 0 {
+		t.Fatalf("rerun after the kill at %d (%s): exit %d\n%s\n%s", k, where, r.ExitCode, r.Stdout, r.Stderr)
+	}
+	if code, out := guestVerify(t, g, crashFamilies, "--policy", "/root/crash.yaml"); code != 0 {
+		t.Fatalf("verify after the kill at %d (%s) and rerun: exit %d\n%s", k, where, code, out)
+	}
+	guestApply(t, g, crashFamilies)
+	if code, out := guestVerify(t, g, crashFamilies); code != 0 {
+		t.Fatalf("verify of the default policy after round %d: exit %d\n%s", k, code, out)
+	}
+	t.Logf("killed after change %d (%s); rerun converged, verify passed", k, where)
+	return where
+}
+
+// lastJournalEntry reads the newest journal, which must be the killed
+// run's, still open, and names its last entry.
+func lastJournalEntry(t *testing.T, g *qemu.Guest) string {
+	t.Helper()
+	raw := safeMust(t, g, "cat \"$(ls -1t /var/lib/bulwark/journal/*.json | head -1)\"")
+	var j struct {
+		State   string `json:"state"`
+		Entries []struct {
+			Control, Action, Path, Detail string
+		} `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(raw), &j); err != nil {
+		t.Fatalf("newest journal: %v", err)
+	}
+	if j.State != "open" || len(j.Entries) == 0 {
+		t.Fatalf("killed run's journal: state %q with %d entries; want open, non-empty", j.State, len(j.Entries))
+	}
+	e := j.Entries[len(j.Entries)-1]
+	return strings.TrimSpace(fmt.Sprintf("%s: %s %s%s", e.Control, e.Action, e.Path, e.Detail))
 }

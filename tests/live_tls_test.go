@@ -34,6 +34,11 @@ var tlsPolicies = map[string]string{
 // failing; and re-applies, leaving the guest converged.
 func TestLiveTLS(t *testing.T) {
 	g := liveGuest(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("transferd and nginx journal:\n%s", guestRun(t, g, "journalctl -b -u transferd -u transferd.socket -u nginx --no-pager | tail -40").Stdout)
+		}
+	})
 	for path, body := range tlsPolicies {
 		guestRun(t, g, "mkdir -p /etc/bulwark && printf '%s' '"+body+"' > "+path)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -16,7 +17,9 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/all"
 )
 
 // TestOfflineApplyVerify is issue 2's acceptance test, run as a user would:
@@ -200,4 +203,76 @@ func treeSum(t *testing.T, root string) string {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TestOfflineApplyAll hardens a copy of the base tree with EVERY family, as
+// the Packer provisioner does before the image's first boot: the first
+// apply changes things, the second reports "no changes" for every control,
+// and verify passes — live-only checks (the loaded ruleset, listeners, the
+// mounted LUKS volume) say not-applicable with their reason, never pass.
+func TestOfflineApplyAll(t *testing.T) {
+	root := basetest.Copy(t)
+	// pg_createcluster runs initdb as postgres inside the chroot, which
+	// must be able to traverse "/" (the copy inherits the cache's 0700).
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin := offBuildBulwark(t)
+	stageOffline(t, root, bin)
+
+	out, code := runBulwark(t, bin, "apply", "--root", root)
+	if code != 0 || !strings.Contains(out, "changed ") {
+		t.Fatalf("first apply: exit %d, want 0 and changes:\n%s", code, out)
+	}
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(all.Controls(p))
+	out, code = runBulwark(t, bin, "apply", "--root", root)
+	if want := fmt.Sprintf("no changes: %d controls already converged", n); code != 0 || !strings.Contains(out, want) {
+		t.Fatalf("second apply: exit %d, want 0 and %q:\n%s", code, want, out)
+	}
+	out, code = runBulwark(t, bin, "verify", "--root", root, "--format", "json")
+	if code != 0 {
+		t.Fatalf("verify after a full apply: exit %d\n%s", code, out)
+	}
+	var res provision.Results
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&res); err != nil {
+		t.Fatalf("verify --format json: %v\n%s", err, out)
+	}
+	for _, f := range res.Findings {
+		if f.Status == provision.NotApplicable && f.Reason == "" {
+			t.Errorf("%s %q is not-applicable without a reason", f.ControlID, f.Property)
+		}
+	}
+}
+
+// stageOffline puts bulwark and transferd where the Packer provisioner
+// uploads them: transfer.binary installs transferd from the staging dir,
+// and the firstboot unit runs /usr/local/sbin/bulwark.
+func stageOffline(t *testing.T, root, bulwark string) {
+	t.Helper()
+	for _, d := range []string{"usr/local/sbin", "var/lib/bulwark-build"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(bulwark)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, guestBulwark), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bins, err := buildStatic(t.TempDir(), "transferd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = os.ReadFile(bins["transferd"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, guestTransferd), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

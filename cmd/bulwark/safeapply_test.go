@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"errors"
@@ -15,8 +16,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -28,6 +31,9 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("BULWARK_RUN_MAIN") == "1" {
 		os.Exit(run(os.Args[1:]))
+	}
+	if path := os.Getenv("BULWARK_HOLD_DPKG_LOCK"); path != "" {
+		os.Exit(holdDpkgLock(path))
 	}
 	os.Exit(m.Run())
 }
@@ -309,5 +315,161 @@ func TestApplyFlagErrors(t *testing.T) {
 	}
 	if ids, _ := host.Journals(dir); len(ids) != 0 {
 		t.Errorf("a refused apply left journals: %v", ids)
+	}
+}
+
+// holdDpkgLock is the test binary playing apt: it takes the fcntl write
+// lock on path as apt does (F_SETLK on lock-frontend), says "locked", and
+// holds it until stdin closes.
+func holdDpkgLock(path string) int {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 3
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 4
+	}
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	return 0
+}
+
+// startLockHolder runs holdDpkgLock in a separate process (a process
+// never conflicts with its own fcntl locks) and returns its pid and a
+// release func, also run at cleanup.
+func startLockHolder(t *testing.T, path string) (int, func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "BULWARK_HOLD_DPKG_LOCK="+path)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "locked\n" {
+		t.Fatalf("lock holder did not lock %s: %q", path, line)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			in.Close()
+			_ = cmd.Wait()
+		}
+	}
+	t.Cleanup(release)
+	return cmd.Process.Pid, release
+}
+
+// TestApplyWaitsForDpkgLock, on an offline copy of the base rootfs with a
+// real process holding <root>/var/lib/dpkg/lock-frontend the way apt does:
+//
+//  1. with apply.dpkg_lock_timeout 2s, `apply --only updates` fails naming
+//     updates.unattended, the lock, the holder's pid, and saying it never
+//     kills apt; /etc/apt is unchanged and the holder is still alive;
+//  2. with the default bound, apply reports the holder and waits; once the
+//     holder lets go it converges and verify passes.
+//
+// The updates family waits before rewriting apt configuration (not only
+// before installing packages): unattended-upgrades reads apt.conf.d while
+// it runs. The live guest cannot reach a mirror, so package installation
+// itself is not exercised here.
+func TestApplyWaitsForDpkgLock(t *testing.T) {
+	root := basetest.Copy(t)
+	lock := filepath.Join(root, "var/lib/dpkg/lock-frontend")
+	pid, release := startLockHolder(t, lock)
+	before := manifest(t, root, []string{"etc/apt"}, nil)
+
+	pol := filepath.Join(t.TempDir(), "short-lock.yaml")
+	if err := os.WriteFile(pol, []byte("apply:\n  dpkg_lock_timeout: 2s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := bulwark(t, nil, "--policy", pol, "apply", "--root", root, "--only", "updates")
+	holder := "/var/lib/dpkg/lock-frontend held by pid " + strconv.Itoa(pid)
+	for _, want := range []string{"updates.unattended", holder, "never kills apt"} {
+		if r.code != 1 || !strings.Contains(r.out, want) {
+			t.Fatalf("apply under a held lock with a 2s bound: exit %d, want 1 mentioning %q\n%s", r.code, want, r.out)
+		}
+	}
+	if got := manifest(t, root, []string{"etc/apt"}, nil); got != before {
+		t.Fatalf("apply that timed out on the lock changed /etc/apt:\n%s", diffLines(before, got))
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the lock holder is gone after apply timed out: %v", err)
+	}
+	t.Logf("timed out as it should:\n%s", r.out)
+
+	out, done := startBulwark(t, "apply", "--root", root, "--only", "updates")
+	waitFor(t, out, "waiting up to", 2*time.Minute)
+	if !strings.Contains(out.String(), holder) {
+		t.Fatalf("apply waits without naming the holder:\n%s", out)
+	}
+	release()
+	if code := <-done; code != 0 {
+		t.Fatalf("apply after the lock was freed: exit %d\n%s", code, out)
+	}
+	t.Logf("waited, then converged once the lock was freed:\n%s", out)
+	if v := bulwark(t, nil, "verify", "--root", root, "--only", "updates"); v.code != 0 {
+		t.Fatalf("verify after the waited apply: exit %d\n%s", v.code, v.out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer process and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startBulwark runs the CLI in the background; done yields its exit code.
+func startBulwark(t *testing.T, args ...string) (*syncBuffer, <-chan int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "BULWARK_RUN_MAIN=1")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		_ = cmd.Wait()
+		done <- cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	return out, done
+}
+
+func waitFor(t *testing.T, out *syncBuffer, text string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !strings.Contains(out.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within %s:\n%s", text, limit, out)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

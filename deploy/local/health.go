@@ -6,7 +6,9 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -80,10 +82,33 @@ func sshBanner(ctx context.Context, addr string) error {
 	return nil
 }
 
-// httpsHealth GETs the health endpoint. The instance's certificate is
-// self-signed and minted in the guest, so this one probe (and only it)
-// skips verification; it never sends credentials.
+// Health is transferd's /healthz document (transfer/api.Health; kept
+// apart so this package does not pull in the service's dependencies, and
+// tied to it by TestHealthMatchesTransferd).
+type Health struct {
+	Service  string `json:"service"`
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	Clamd    string `json:"clamd"`
+	Disk     string `json:"disk"`
+}
+
+// healthService is what transferd puts in Health.Service.
+const healthService = "transferd"
+
+// httpsHealth GETs the health endpoint and accepts only transferd's own
+// health document with a 200: an answer from nginx alone (a 502 while
+// transferd is down, a default page) is not the service's health. The
+// instance's certificate is self-signed and minted in the guest, so this
+// one probe (and only it) skips verification; it never sends credentials.
 func httpsHealth(ctx context.Context, u string) error {
+	_, err := FetchHealth(ctx, u)
+	return err
+}
+
+// FetchHealth GETs u and decodes transferd's health document; it fails
+// unless the status is 200 and the document names transferd.
+func FetchHealth(ctx context.Context, u string) (Health, error) {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
@@ -92,15 +117,23 @@ func httpsHealth(ctx context.Context, u string) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return Health{}, err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return Health{}, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return Health{}, fmt.Errorf("GET %s: read body: %w", u, err)
 	}
-	return nil
+	var h Health
+	if err := json.Unmarshal(body, &h); err != nil || h.Service != healthService {
+		return Health{}, fmt.Errorf("GET %s: %s, not transferd's health document: %.200q", u, resp.Status, body)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("GET %s: %s: transferd reports %s (database %s, clamd %s, disk %s)", u, resp.Status, h.Status, h.Database, h.Clamd, h.Disk)
+	}
+	return h, nil
 }

@@ -125,16 +125,48 @@ func (l *Local) Readlink(p string) (string, error) {
 	return os.Readlink(real)
 }
 
+// ReadDir lists directory p, its symlinks resolved inside the root.
+func (l *Local) ReadDir(p string) ([]fs.DirEntry, error) {
+	real, err := l.resolve(p, true)
+	if err != nil {
+		return nil, err
+	}
+	return os.ReadDir(real)
+}
+
+// DirReader is a Host that can list directories (Local can). It is apart
+// from Host so adding it changes no existing implementation.
+type DirReader interface {
+	ReadDir(path string) ([]fs.DirEntry, error)
+}
+
+// ReadDir lists directory p on h, or says h cannot: never a silent empty
+// listing, which a Verify would read as "nothing there".
+func ReadDir(h Host, p string) ([]fs.DirEntry, error) {
+	d, ok := h.(DirReader)
+	if !ok {
+		return nil, fmt.Errorf("host: list %s: %T cannot list directories", p, h)
+	}
+	return d.ReadDir(p)
+}
+
 // DryRun implements Host.
 func (l *Local) DryRun() bool { return l.dryRun }
 
-// WriteFile implements Host.
+// WriteFile implements Host. Writing over a masked unit (a link to
+// /dev/null) replaces the link itself, as it does on the live system:
+// following it offline would land on the image's (or, were the root
+// ignored, the build machine's) /dev/null.
 func (l *Local) WriteFile(p string, data []byte, perm fs.FileMode) error {
-	real, err := l.resolve(p, true)
+	real, masked, err := l.writeTarget(p)
 	if err != nil {
 		return err
 	}
-	old, err := os.ReadFile(real)
+	var old []byte
+	err = fs.ErrNotExist // a mask has no content of its own to compare
+	if !masked {
+		old, err = os.ReadFile(real)
+	}
 	switch {
 	case err == nil:
 		st, serr := os.Stat(real)
@@ -147,6 +179,9 @@ func (l *Local) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	detail := fmt.Sprintf("%d bytes, mode %04o", len(data), perm.Perm())
 	if err == nil && bytes.Equal(old, data) {
 		detail = fmt.Sprintf("mode to %04o", perm.Perm())
+	}
+	if masked {
+		detail += ", replacing the mask link to " + maskTarget
 	}
 	c := Change{Action: "write", Path: p, Detail: detail}
 	l.changes = append(l.changes, c)
@@ -161,6 +196,50 @@ func (l *Local) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	}
 	l.changed(c)
 	return nil
+}
+
+// maskTarget is where systemd's mask links point.
+const maskTarget = "/dev/null"
+
+// writeTarget is the machine path a write of p replaces, and whether that
+// is a mask link replaced as a link. Offline, any other final link is
+// followed inside the root (an image's /etc/resolv.conf link keeps its
+// target), but never onto something that is not a regular file: a
+// rename over a device node or socket would corrupt the image.
+func (l *Local) writeTarget(p string) (real string, masked bool, err error) {
+	link, err := l.resolve(p, false)
+	if err != nil {
+		return "", false, err
+	}
+	if t, err := os.Readlink(link); err == nil && filepath.Clean(t) == maskTarget {
+		return link, true, nil
+	}
+	if l.Live() {
+		return link, false, nil // a rename replaces a live link, as before
+	}
+	if real, err = l.resolve(p, true); err != nil {
+		return "", false, err
+	}
+	if st, err := os.Stat(real); err == nil && !st.Mode().IsRegular() {
+		return "", false, fmt.Errorf("host: write %s: it resolves to %s inside the root, a %s, not a regular file: nothing changed", p, strings.TrimPrefix(real, l.root), modeKind(st.Mode()))
+	}
+	return real, false, nil
+}
+
+func modeKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	}
+	return m.Type().String()
 }
 
 // journalFile records p's before-state when a journal is kept.

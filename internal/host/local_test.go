@@ -218,3 +218,126 @@ func TestNewLocalRejectsNonDirectory(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteOverMaskReplacesLinkInsideRoot: writing a unit that is masked
+// (a link to /dev/null) in an offline root replaces the link with the
+// file; the image's /dev/null, the build machine's /dev/null and anything
+// outside the root are untouched; a journal rollback restores the mask.
+// A non-mask link onto a device is refused with nothing changed.
+func TestWriteOverMaskReplacesLinkInsideRoot(t *testing.T) {
+	hostNull, err := os.Stat("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		devNull string // what the image's own /dev/null is: "", "file"
+		target  string // the link's target
+	}{
+		{"no /dev in the image", "", "/dev/null"},
+		{"image has a regular /dev/null", "file", "/dev/null"},
+		{"mask written as /dev/../dev/null", "file", "/dev/../dev/null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			j, err := NewJournal(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := NewLocal(dir, WithJournal(j))
+			if err != nil {
+				t.Fatal(err)
+			}
+			unit := "/etc/systemd/system/x.service"
+			mustMkdir(t, filepath.Join(dir, filepath.Dir(unit)))
+			if err := os.Symlink(tt.target, filepath.Join(dir, unit)); err != nil {
+				t.Fatal(err)
+			}
+			if tt.devNull == "file" {
+				mustMkdir(t, filepath.Join(dir, "dev"))
+				if err := os.WriteFile(filepath.Join(dir, "dev/null"), []byte("image"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := l.WriteFile(unit, []byte("[Unit]\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			st, err := os.Lstat(filepath.Join(dir, unit))
+			if err != nil || !st.Mode().IsRegular() {
+				t.Fatalf("%s after write: %v %v; want a regular file in place of the link", unit, st, err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, unit)); string(b) != "[Unit]\n" {
+				t.Fatalf("%s holds %q", unit, b)
+			}
+			switch b, err := os.ReadFile(filepath.Join(dir, "dev/null")); {
+			case tt.devNull == "" && !os.IsNotExist(err):
+				t.Errorf("write created the image's /dev/null: %q %v", b, err)
+			case tt.devNull == "file" && string(b) != "image":
+				t.Errorf("write went through to the image's /dev/null: %q %v", b, err)
+			}
+			if st, err := os.Stat("/dev/null"); err != nil || st.Mode() != hostNull.Mode() || !os.SameFile(st, hostNull) {
+				t.Fatalf("build machine's /dev/null changed: %v %v", st, err)
+			}
+			if cs := l.Changes(); len(cs) != 1 || !strings.Contains(cs[0].Detail, "mask") {
+				t.Errorf("changes %v; want one write naming the mask", cs)
+			}
+			if _, err := j.Rollback(context.Background(), "", l.Run); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.Readlink(filepath.Join(dir, unit)); err != nil || got != tt.target {
+				t.Fatalf("after rollback %s -> %q, %v; want the mask back", unit, got, err)
+			}
+		})
+	}
+}
+
+func TestWriteRefusesLinkOntoDevice(t *testing.T) {
+	l, dir := newRoot(t)
+	mustMkdir(t, filepath.Join(dir, "etc"))
+	// The link's target inside the root is a directory standing in for any
+	// non-regular file (creating device nodes needs privileges).
+	mustMkdir(t, filepath.Join(dir, "srv/sock"))
+	if err := os.Symlink("/srv/sock", filepath.Join(dir, "etc/app.conf")); err != nil {
+		t.Fatal(err)
+	}
+	err := l.WriteFile("/etc/app.conf", []byte("x"), 0o644)
+	if err == nil || !strings.Contains(err.Error(), "/etc/app.conf") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("WriteFile through a link onto a directory = %v; want a refusal naming the path", err)
+	}
+	if got, _ := os.Readlink(filepath.Join(dir, "etc/app.conf")); got != "/srv/sock" || len(l.Changes()) != 0 {
+		t.Fatalf("refused write changed something: link %q, changes %v", got, l.Changes())
+	}
+}
+
+func TestReadDirStaysInsideRoot(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "leak.conf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, dir := newRoot(t)
+	mustMkdir(t, filepath.Join(dir, "etc"))
+	mustMkdir(t, filepath.Join(dir, outside))
+	if err := os.WriteFile(filepath.Join(dir, outside, "in-root.conf"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// An absolute link that, followed on the build machine, would list
+	// the machine's own directory.
+	if err := os.Symlink(outside, filepath.Join(dir, "etc/sysctl.d")); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := ReadDir(l, "/etc/sysctl.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "in-root.conf" {
+		t.Fatalf("ReadDir listed %v; want only in-root.conf", ents)
+	}
+}
+
+func mustMkdir(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

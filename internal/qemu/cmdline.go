@@ -6,6 +6,7 @@ package qemu
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,19 @@ type Options struct {
 	// local target delivers the per-instance secret without a disk or the
 	// command line (QEMU reads the file at start-up, so it can then go).
 	FwCfg []FwCfg
+	// Tap attaches a second NIC to an existing tap device, after the
+	// user-network NIC that carries SSH: a guest's firewall sees real
+	// peer addresses only over a tap (user networking makes every
+	// connection come from 10.0.2.2). The caller creates the tap and wires
+	// it into a bridge; QEMU runs no scripts.
+	Tap *Tap
+}
+
+// Tap is a tap NIC: the host interface name and the guest MAC, so the
+// guest can find the NIC by address.
+type Tap struct {
+	Ifname string
+	MAC    string
 }
 
 // FwCfg is one firmware config blob; Name must start with "opt/".
@@ -101,6 +115,14 @@ func (o Options) withDefaults() (Options, error) {
 	for _, f := range o.FwCfg {
 		if !strings.HasPrefix(f.Name, "opt/") || f.File == "" {
 			return o, fmt.Errorf("qemu: FwCfg %q: name must start with opt/ and a file is required", f.Name)
+		}
+	}
+	if o.Tap != nil {
+		if o.Tap.Ifname == "" {
+			return o, fmt.Errorf("qemu: Tap.Ifname is empty")
+		}
+		if _, err := net.ParseMAC(o.Tap.MAC); err != nil {
+			return o, fmt.Errorf("qemu: Tap.MAC %q: %w", o.Tap.MAC, err)
 		}
 	}
 	for _, p := range o.Forward {
@@ -152,6 +174,11 @@ func Args(o Options, p Plan) []string {
 		// early boot under TCG.
 		"-device", "virtio-rng-pci",
 	)
+	if o.Tap != nil {
+		a = append(a,
+			"-netdev", "tap,id=net1,ifname="+escapeOpt(o.Tap.Ifname)+",script=no,downscript=no",
+			"-device", "virtio-net-pci,netdev=net1,mac="+o.Tap.MAC)
+	}
 	for _, f := range o.FwCfg {
 		a = append(a, "-fw_cfg", "name="+escapeOpt(f.Name)+",file="+escapeOpt(f.File))
 	}

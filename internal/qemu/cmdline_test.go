@@ -27,6 +27,7 @@ func TestArgs(t *testing.T) {
 		{"extra-disks-and-ports", Options{Disk: "/c/d.qcow2", ExtraDisks: []string{"/w/data.raw", "/w/b,c.qcow2"}, Memory: 2048, CPUs: 1},
 			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{443: 40443, 22: 40022, 80: 40080}}},
 		{"no-snapshot-kvm-pc", Options{Disk: "/c/d.raw", NoSnapshot: true, Accel: "kvm", Machine: "pc"}, plan},
+		{"tap-nic", Options{Disk: "/c/d.qcow2", Tap: &Tap{Ifname: "bwtap0", MAC: "52:54:00:b0:00:0a"}}, plan},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +66,8 @@ func TestOptionsRejectBadInput(t *testing.T) {
 		{"no-disk", Options{}, "Options.Disk is empty"},
 		{"initrd-without-kernel", Options{Disk: "d", Initrd: "i"}, "without Kernel"},
 		{"bad-port", Options{Disk: "d", Forward: []int{70000}}, "Forward port 70000"},
+		{"tap-without-ifname", Options{Disk: "d", Tap: &Tap{MAC: "52:54:00:b0:00:0a"}}, "Tap.Ifname is empty"},
+		{"tap-bad-mac", Options{Disk: "d", Tap: &Tap{Ifname: "t0", MAC: "nope"}}, `Tap.MAC "nope"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

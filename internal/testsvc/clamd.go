@@ -29,7 +29,11 @@ const eicarHDB = "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n"
 type Clam struct {
 	Socket string
 	Pid    int // benchmarks read clamd's CPU time from /proc/<Pid>/stat
-	stop   func()
+	// Conf is the clamd.conf clamd runs with. Clients that read their
+	// limits from it (clamdscan --stream truncates at its StreamMaxLength)
+	// must be given this file so they scan what clamd would.
+	Conf string
+	stop func()
 }
 
 // Stop terminates clamd now (tests use it to prove fail-closed behaviour).
@@ -39,6 +43,14 @@ func (c *Clam) Stop() { c.stop() }
 // Clamd starts clamd in the foreground with a temp DatabaseDirectory holding
 // only the EICAR signature, and waits (bounded) until its socket answers.
 func Clamd(t testing.TB) *Clam {
+	t.Helper()
+	return ClamdWith(t, "StreamMaxLength 4000M\nMaxScanSize 4000M\nMaxFileSize 4000M\n")
+}
+
+// ClamdWith is Clamd with limits as the clamd.conf lines for its size
+// limits (and related options such as AlertExceedsMax), so a test can
+// show what a given configuration does to a large upload.
+func ClamdWith(t testing.TB, limits string) *Clam {
 	t.Helper()
 	testutil.RequireTools(t, "clamd")
 	dir, err := os.MkdirTemp("/tmp", "bwclam")
@@ -64,10 +76,7 @@ TemporaryDirectory %s
 PidFile %s
 LogFile %s
 LogTime yes
-StreamMaxLength 4000M
-MaxScanSize 4000M
-MaxFileSize 4000M
-`, sock, db, tmp, filepath.Join(dir, "clamd.pid"), filepath.Join(dir, "clamd.log"))
+%s`, sock, db, tmp, filepath.Join(dir, "clamd.pid"), filepath.Join(dir, "clamd.log"), limits)
 	confPath := filepath.Join(dir, "clamd.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatalf("testsvc: write clamd.conf: %v", err)
@@ -81,7 +90,7 @@ MaxFileSize 4000M
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	var once sync.Once
-	c := &Clam{Socket: sock, Pid: cmd.Process.Pid, stop: func() {
+	c := &Clam{Socket: sock, Pid: cmd.Process.Pid, Conf: confPath, stop: func() {
 		once.Do(func() {
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -68,16 +66,17 @@ func fileFinding(m meta, h host.Host, path string, want []byte) provision.Findin
 }
 
 // link reads a symlink inside the target without following it: its target
-// is absolute as seen from inside the root, not from this machine.
+// is absolute as seen from inside the root, not from this machine. The
+// host resolves the parents inside the root too.
 func link(h host.Host, path string) (string, error) {
-	return os.Readlink(filepath.Join(h.Root(), path))
+	return h.Readlink(path)
 }
 
 // exists reports whether path exists inside the target, not following a
 // final symlink (an enablement link may point at a path only the booted
 // system resolves).
 func exists(h host.Host, path string) (bool, error) {
-	_, err := os.Lstat(filepath.Join(h.Root(), path))
+	_, err := h.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

@@ -109,3 +109,70 @@ func find(t *testing.T, fs []provision.Finding, property string) provision.Findi
 	t.Fatalf("no finding for %q; have %v", property, have)
 	return provision.Finding{}
 }
+
+// TestLookupsStayInsideRoot: an offline image whose directories are
+// absolute symlinks (/etc/sysctl.d -> /X) must be read as the image sees
+// them, inside the root. A plain join would let the build machine's
+// kernel follow the link to the machine's own /X, and Verify would judge
+// the build machine instead of the image.
+func TestLookupsStayInsideRoot(t *testing.T) {
+	outside := t.TempDir() // plays the build machine's filesystem
+	root := t.TempDir()
+	put := func(base, p, s string) {
+		t.Helper()
+		full := filepath.Join(base, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	symlink := func(target, p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Same names on both sides, different content.
+	put(outside, "sysctl/99-x.conf", "kernel.kptr_restrict = 0\n")
+	put(root, outside+"/sysctl/99-x.conf", "kernel.kptr_restrict = 2\n")
+	symlink(outside+"/sysctl", filepath.Join(root, "etc/sysctl.d"))
+	symlink("/machine", filepath.Join(outside, "units/timers.target.wants/a.timer"))
+	symlink("/machine", filepath.Join(outside, "units/timers.target.wants/machine-only.timer"))
+	symlink("/image", filepath.Join(root, outside, "units/timers.target.wants/a.timer"))
+	symlink(outside+"/units", filepath.Join(root, "etc/systemd/system"))
+	h, err := host.NewLocal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := effectiveSysctl(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := st.lookup("kernel.kptr_restrict"); !ok || a.value != "2" {
+		t.Errorf("kernel.kptr_restrict = %+v (found %v); want 2 from the image", a, ok)
+	}
+	tests := []struct {
+		path     string
+		exists   bool
+		linkedTo string
+	}{
+		{"/etc/systemd/system/timers.target.wants/a.timer", true, "/image"},
+		{"/etc/systemd/system/timers.target.wants/machine-only.timer", false, ""},
+	}
+	for _, tt := range tests {
+		ok, err := exists(h, tt.path)
+		if err != nil || ok != tt.exists {
+			t.Errorf("exists(%s) = %v, %v; want %v", tt.path, ok, err, tt.exists)
+		}
+		got, _ := link(h, tt.path)
+		if got != tt.linkedTo {
+			t.Errorf("link(%s) = %q; want %q", tt.path, got, tt.linkedTo)
+		}
+	}
+}

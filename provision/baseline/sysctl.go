@@ -2,10 +2,10 @@ package baseline
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -164,9 +164,12 @@ func (s sysctlState) lookup(key string) (assignment, bool) {
 func effectiveSysctl(h host.Host) (sysctlState, error) {
 	files := map[string]string{} // base name -> target path
 	for _, d := range sysctlDirs {
-		ents, err := os.ReadDir(filepath.Join(h.Root(), d))
-		if err != nil {
+		ents, err := host.ReadDir(h, d)
+		if errors.Is(err, fs.ErrNotExist) {
 			continue // a missing directory sets nothing
+		}
+		if err != nil {
+			return sysctlState{}, fmt.Errorf("list %s: %w", d, err)
 		}
 		for _, e := range ents {
 			if _, seen := files[e.Name()]; !seen && strings.HasSuffix(e.Name(), ".conf") {
@@ -181,7 +184,7 @@ func effectiveSysctl(h host.Host) (sysctlState, error) {
 	sort.Strings(names)
 	st := sysctlState{explicit: map[string]assignment{}}
 	for _, n := range names {
-		b, err := readInRoot(h, files[n])
+		b, err := h.ReadFile(files[n]) // links (99-sysctl.conf -> ../sysctl.conf) resolve inside the root
 		if err != nil {
 			return st, fmt.Errorf("read %s: %w", files[n], err)
 		}
@@ -209,20 +212,4 @@ func (s *sysctlState) add(content, file string) {
 		}
 		s.explicit[k] = a
 	}
-}
-
-// readInRoot reads a file whose symlinks are resolved inside the root
-// (Debian's /etc/sysctl.d/99-sysctl.conf links to ../sysctl.conf).
-func readInRoot(h host.Host, p string) ([]byte, error) {
-	for i := 0; i < 8; i++ {
-		t, err := link(h, p)
-		if err != nil {
-			break // not a symlink
-		}
-		if !filepath.IsAbs(t) {
-			t = filepath.Join(filepath.Dir(p), t)
-		}
-		p = t
-	}
-	return h.ReadFile(p)
 }

@@ -20,7 +20,7 @@ var Family = provision.Family{Name: "clamav", Controls: Controls}
 // Controls builds the family's controls from the policy.
 func Controls(p *policies.Policy) []provision.Control {
 	return []provision.Control{
-		&Daemon{ClamAV: p.ClamAV},
+		&Daemon{ClamAV: p.ClamAV, MaxUploadMiB: p.Transfer.MaxUploadMiB},
 		&Signatures{ClamAV: p.ClamAV},
 	}
 }

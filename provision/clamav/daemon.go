@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -34,8 +35,14 @@ var daemonMeta = check.Meta{
 // itself flagged by a scanner.
 var EICAR = []byte(`X5O!P%@AP[4\PZX54(P^)7CC)7}$` + `EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`)
 
-// Daemon is the control clamav.daemon (policy clamav.socket).
-type Daemon struct{ policies.ClamAV }
+// Daemon is the control clamav.daemon (policy clamav.socket, and
+// transfer.max_upload_mib for clamd's size limits).
+type Daemon struct {
+	policies.ClamAV
+	// MaxUploadMiB is transferd's upload bound: clamd must accept and
+	// scan a stream that large, or big uploads are refused or skipped.
+	MaxUploadMiB int64
+}
 
 func (d *Daemon) ID() string     { return daemonMeta.ID }
 func (d *Daemon) Title() string  { return daemonMeta.Title }
@@ -45,7 +52,27 @@ func (d *Daemon) Rows() []string { return daemonMeta.Rows }
 // and a TCP listener would let anything on the network use the scanner.
 var tcpKeys = []string{"TCPSocket", "TCPAddr"}
 
-func (d *Daemon) set() [][2]string { return [][2]string{{"LocalSocket", d.Socket}} }
+func (d *Daemon) set() [][2]string {
+	return [][2]string{{"LocalSocket", d.Socket}, {"AlertExceedsMax", "yes"}}
+}
+
+// limitKeys are clamd's size limits an upload must fit under. Debian ships
+// 25M/100M: with those, clamd closes the stream of a big upload
+// (StreamMaxLength) or passes it unscanned (MaxFileSize, MaxScanSize);
+// AlertExceedsMax turns the latter into a detection, so it fails closed.
+var limitKeys = []string{"StreamMaxLength", "MaxScanSize", "MaxFileSize"}
+
+// limit is what Apply writes: the upload bound plus 1 MiB of headroom,
+// so a file of exactly max_upload_mib is still inside every limit.
+func (d *Daemon) limit() string { return strconv.FormatInt(d.MaxUploadMiB+1, 10) + "M" }
+
+func (d *Daemon) limits() [][2]string {
+	var kv [][2]string
+	for _, k := range limitKeys {
+		kv = append(kv, [2]string{k, d.limit()})
+	}
+	return kv
+}
 
 // dropIn makes systemd's socket activation listen where clamd.conf says:
 // Debian's unit hard-codes /run/clamav/clamd.ctl.
@@ -59,8 +86,11 @@ func (d *Daemon) Apply(ctx context.Context, h host.Host) error {
 	if d.Socket == "" || d.Socket[0] != '/' || bytes.ContainsAny([]byte(d.Socket), " \n") {
 		return daemonMeta.Wrap("validate", fmt.Errorf("policy clamav.socket %q must be an absolute path without spaces", d.Socket))
 	}
+	if d.MaxUploadMiB < 1 {
+		return daemonMeta.Wrap("validate", fmt.Errorf("policy transfer.max_upload_mib %d must be at least 1: clamd's size limits are derived from it", d.MaxUploadMiB))
+	}
 	before := len(h.Changes())
-	if err := convergeConf(h, daemonMeta, ClamdConf, d.set(), tcpKeys); err != nil {
+	if err := convergeConf(h, daemonMeta, ClamdConf, append(d.set(), d.limits()...), tcpKeys); err != nil {
 		return err
 	}
 	if err := h.WriteFile(SocketDropIn, d.dropIn(), 0o644); err != nil {
@@ -79,6 +109,7 @@ func (d *Daemon) Apply(ctx context.Context, h host.Host) error {
 func (d *Daemon) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	out := confFindings(daemonMeta, h, ClamdConf, d.set(), tcpKeys)
+	out = append(out, limitFindings(daemonMeta, h, ClamdConf, limitKeys, d.MaxUploadMiB)...)
 	out = append(out, check.File(daemonMeta, h, SocketDropIn, d.dropIn()))
 	out = append(out, socketUnit.Enabled(daemonMeta, h), daemonUnit.Enabled(daemonMeta, h))
 	if h.Live() {

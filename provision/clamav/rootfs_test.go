@@ -15,6 +15,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
+	"github.com/bulwark-appliance/bulwark/transfer/scan"
 )
 
 // TestClamAVOnRootfs applies the family to a real Debian tree, proves the
@@ -54,6 +55,18 @@ func TestClamAVOnRootfs(t *testing.T) {
 			ct.Edit(t, root, ClamdConf, "LocalSocket "+p.ClamAV.Socket, "LocalSocket /tmp/clamd.sock")
 		},
 			daemonMeta.ID, ClamdConf + " LocalSocket", "LocalSocket /tmp/clamd.sock", provision.Fail},
+		{"StreamMaxLength back to Debian's 25M", func(t *testing.T) {
+			ct.Edit(t, root, ClamdConf, "StreamMaxLength 2049M", "StreamMaxLength 25M")
+		}, daemonMeta.ID, ClamdConf + " StreamMaxLength", "StreamMaxLength 25M", provision.Fail},
+		{"MaxFileSize one byte under the upload limit", func(t *testing.T) {
+			ct.Edit(t, root, ClamdConf, "MaxFileSize 2049M", "MaxFileSize 2147483647")
+		}, daemonMeta.ID, ClamdConf + " MaxFileSize", "MaxFileSize 2147483647", provision.Fail},
+		{"MaxScanSize removed (clamd default 400M)", func(t *testing.T) {
+			ct.Edit(t, root, ClamdConf, "MaxScanSize 2049M\n", "")
+		}, daemonMeta.ID, ClamdConf + " MaxScanSize", "MaxScanSize not set", provision.Fail},
+		{"AlertExceedsMax off: oversized files pass unscanned", func(t *testing.T) {
+			ct.Edit(t, root, ClamdConf, "AlertExceedsMax yes", "AlertExceedsMax no")
+		}, daemonMeta.ID, ClamdConf + " AlertExceedsMax", "AlertExceedsMax no", provision.Fail},
 		{"socket unit listens elsewhere", func(t *testing.T) {
 			ct.Edit(t, root, SocketDropIn, "ListenStream="+p.ClamAV.Socket, "ListenStream=3310")
 		},
@@ -109,7 +122,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		c    provision.Control
 		want string
 	}{
-		{"relative socket", &Daemon{ClamAV: policies.ClamAV{Socket: "clamd.ctl"}}, "clamav.socket"},
+		{"relative socket", &Daemon{ClamAV: policies.ClamAV{Socket: "clamd.ctl"}, MaxUploadMiB: 2048}, "clamav.socket"},
+		{"no upload limit to size clamd by", &Daemon{ClamAV: policies.ClamAV{Socket: "/run/clamav/clamd.ctl"}}, "transfer.max_upload_mib"},
 		{"interval not dividing a day", &Signatures{ClamAV: policies.ClamAV{UpdateInterval: policies.Duration{Duration: 7 * time.Hour}}}, "clamav.update_interval"},
 	}
 	for _, tt := range tests {
@@ -142,6 +156,30 @@ func TestEICARThroughRealClamd(t *testing.T) {
 	}
 }
 
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"2049M", 2049 << 20, false},
+		{"25m", 25 << 20, false},
+		{"4G", 4 << 30, false},
+		{"512K", 512 << 10, false},
+		{"1048576", 1 << 20, false},
+		{"0", 0, false},
+		{"", 0, true},
+		{"12T", 0, true},
+		{"-5M", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseSize(tt.in)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, error %v", tt.in, got, err, tt.want, tt.err)
+		}
+	}
+}
+
 func TestSetConf(t *testing.T) {
 	in := "#c\nLocalSocket /a\nTCPSocket 3310\nFoo 1\nLocalSocket /b\n"
 	got := string(setConf([]byte(in), [][2]string{{"LocalSocket", "/run/x"}, {"Bar", "2"}}, []string{"TCPSocket"}))
@@ -151,5 +189,56 @@ func TestSetConf(t *testing.T) {
 	}
 	if again := string(setConf([]byte(got), [][2]string{{"LocalSocket", "/run/x"}, {"Bar", "2"}}, []string{"TCPSocket"})); again != got {
 		t.Fatalf("second setConf changed %q to %q", got, again)
+	}
+}
+
+// TestLimitsAgainstRealClamd shows, on a real clamd, what the size limits
+// do to an upload of max_upload_mib (3 MiB here), and that Verify judges
+// each configuration the same way: a stream limit below the upload makes
+// clamd refuse it; a file limit below it passes it unscanned ("OK") unless
+// AlertExceedsMax turns that into a detection; bulwark's own rendering
+// scans it whole.
+func TestLimitsAgainstRealClamd(t *testing.T) {
+	const uploadMiB = 3
+	d := &Daemon{MaxUploadMiB: uploadMiB}
+	var ours strings.Builder
+	for _, kv := range append(d.limits(), [2]string{"AlertExceedsMax", "yes"}) {
+		ours.WriteString(kv[0] + " " + kv[1] + "\n")
+	}
+	tests := []struct {
+		name    string
+		limits  string
+		verdict string // "refused", "OK" or the signature clamd reports
+		failing string // the limit Verify must fail; "" when all pass
+	}{
+		{"stream limit below the upload", "StreamMaxLength 1M\nMaxScanSize 100M\nMaxFileSize 100M\n", "refused", "StreamMaxLength"},
+		{"file limit below the upload: skipped silently", "StreamMaxLength 100M\nMaxScanSize 100M\nMaxFileSize 1M\n", "OK", "MaxFileSize"},
+		{"file limit below the upload, AlertExceedsMax", "StreamMaxLength 100M\nMaxScanSize 100M\nMaxFileSize 1M\nAlertExceedsMax yes\n", "Heuristics.Limits.Exceeded", "MaxFileSize"},
+		{"bulwark's limits", ours.String(), "OK", ""},
+	}
+	upload := make([]byte, uploadMiB<<20)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clam := testsvc.ClamdWith(t, tt.limits)
+			v, err := scanBytes(&scan.Client{Socket: clam.Socket, Timeout: time.Minute}, upload)
+			got := "OK"
+			switch {
+			case err != nil:
+				got = "refused"
+				t.Logf("clamd: %v", err)
+			case v.Infected:
+				got = v.Signature
+			}
+			if !strings.HasPrefix(got, tt.verdict) {
+				t.Fatalf("%d MiB upload: clamd says %q; want %q", uploadMiB, got, tt.verdict)
+			}
+			fs := limitFindings(daemonMeta, ct.NewHost(t, "/"), clam.Conf, limitKeys, uploadMiB)
+			for _, f := range fs {
+				wantFail := tt.failing != "" && strings.HasSuffix(f.Property, " "+tt.failing)
+				if (f.Status == provision.Fail) != wantFail {
+					t.Errorf("%s %s = %s (%s); want fail %v", f.ControlID, f.Property, f.Status, ct.EvidenceText(f), wantFail)
+				}
+			}
+		})
 	}
 }

@@ -140,7 +140,7 @@ func (s *Signatures) verifyFresh(h host.Host) provision.Finding {
 }
 
 func newestDB(h host.Host, dir string) (string, time.Time, error) {
-	ents, err := os.ReadDir(filepath.Join(h.Root(), dir))
+	ents, err := host.ReadDir(h, dir) // resolved inside an offline root
 	if err != nil && !os.IsNotExist(err) {
 		return "", time.Time{}, err
 	}

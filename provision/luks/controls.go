@@ -60,7 +60,7 @@ func (c *Firstboot) Apply(ctx context.Context, h host.Host) error {
 	units := []struct {
 		path string
 		data []byte
-	}{{UnitFile, renderUnit(c.LUKS)}, {PathFile, renderPath(c.LUKS)}}
+	}{{UnitFile, renderUnit(c.LUKS)}, {PathFile, renderPath(c.LUKS)}, {ModulesLoadFile, renderModulesLoad()}}
 	for _, u := range units {
 		if err := writeUnit(h, u.path, u.data); err != nil {
 			return c.m.Wrap("write "+u.path, err)
@@ -77,7 +77,8 @@ func (c *Firstboot) Apply(ctx context.Context, h host.Host) error {
 // Verify checks the machinery is in the image and the key is not.
 func (c *Firstboot) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
-	out := []provision.Finding{c.sourceFinding(), check.File(c.m, h, UnitFile, renderUnit(c.LUKS)), check.File(c.m, h, PathFile, renderPath(c.LUKS))}
+	out := []provision.Finding{c.sourceFinding(), check.File(c.m, h, UnitFile, renderUnit(c.LUKS)), check.File(c.m, h, PathFile, renderPath(c.LUKS)),
+		check.File(c.m, h, ModulesLoadFile, renderModulesLoad())}
 	if pol, err := renderPolicy(c.LUKS, c.DataDir); err == nil {
 		out = append(out, check.File(c.m, h, PolicyFile, pol))
 	}

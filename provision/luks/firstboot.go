@@ -83,6 +83,9 @@ func unlockAndMount(ctx context.Context, h host.Host, l policies.LUKS) error {
 // holds anything else (a filesystem, LUKS1, a partition table) is refused:
 // formatting it would destroy data the operator did not mean to lose.
 func open(ctx context.Context, h host.Host, l policies.LUKS) error {
+	if err := fetchKey(h, l); err != nil {
+		return err
+	}
 	if _, err := h.Stat(l.KeyFile); err != nil {
 		return fmt.Errorf("firstboot: key file %s (policy luks.key_file) not delivered: the platform must write it on every boot (cloud-init bootcmd or a hypervisor secret): %w", l.KeyFile, err)
 	}

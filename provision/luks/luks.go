@@ -80,17 +80,26 @@ func renderPolicy(l policies.LUKS, dataDir string) ([]byte, error) {
 
 // renderUnit is the oneshot that runs on every boot. It orders itself
 // before the services whose data lives on the volume, and after cloud-init,
-// which delivers the key. Without the key it is skipped (not failed), and
-// the path unit starts it when the key arrives; until then the services on
-// the volume cannot start, which is the intended fail-closed state.
+// which delivers the key (or after modules-load, which exposes the fw_cfg
+// user data deploy/local hands over). Without the key it is skipped (not
+// failed), and the path unit starts it when the key arrives; until then the
+// services on the volume cannot start, which is the intended fail-closed
+// state. It is not ordered before transferd.socket: sockets start in
+// sockets.target, before basic.target, which this unit (default
+// dependencies) comes after, so that ordering was a cycle systemd broke by
+// dropping the socket's start job at every boot. The socket may listen
+// early; the service it starts waits for the volume (transfer.units'
+// drop-in orders it after this unit and requires the mount).
 func renderUnit(l policies.LUKS) []byte {
 	return []byte(`# Written by bulwark (control luks.firstboot).
 [Unit]
 Description=bulwark first boot: encrypt, unlock and mount the data volume
 After=local-fs.target cloud-init-local.service cloud-init.service
-Before=postgresql.service transferd.service transferd.socket
+Before=postgresql.service transferd.service
 ConditionPathExists=` + l.Device + `
-ConditionPathExists=` + l.KeyFile + `
+# Either the platform wrote the key, or QEMU carries it in fw_cfg.
+ConditionPathExists=|` + l.KeyFile + `
+ConditionPathExists=|` + FwCfgUserData + `
 
 [Service]
 Type=oneshot

@@ -62,6 +62,13 @@ func TestLUKSOnRootfs(t *testing.T) {
 		{"unit no longer before postgres", func(t *testing.T) {
 			checktest.Edit(t, root, UnitFile, "Before=postgresql.service ", "Before=")
 		}, "file " + UnitFile, "Before=transferd.service", true},
+		{"fw_cfg module no longer loaded at boot", func(t *testing.T) { checktest.Remove(t, root, ModulesLoadFile) },
+			"file " + ModulesLoadFile, "no such file", true},
+		{"unit no longer starts on a key in fw_cfg", func(t *testing.T) {
+			checktest.Edit(t, root, UnitFile, "ConditionPathExists=|"+FwCfgUserData+"\n", "")
+			// The evidence is the unit as read: the key-file condition now
+			// runs straight into [Service].
+		}, "file " + UnitFile, "ConditionPathExists=|" + p.LUKS.KeyFile + "\n\n[Service]", true},
 		{"unit disabled", func(t *testing.T) { checktest.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+UnitName) },
 			UnitName + " enabled", "no such file", true},
 		{"unit masked", func(t *testing.T) { checktest.Symlink(t, root, "/dev/null", "/etc/systemd/system/"+PathName) },

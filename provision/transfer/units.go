@@ -13,6 +13,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/check"
+	"github.com/bulwark-appliance/bulwark/provision/database"
 	"github.com/bulwark-appliance/bulwark/transfer/service"
 )
 
@@ -36,17 +37,31 @@ func (c *Units) ID() string     { return unitsMeta.ID }
 func (c *Units) Title() string  { return unitsMeta.Title }
 func (c *Units) Rows() []string { return unitsMeta.Rows }
 
+// DSN is the database transferd uses: the role and database the database
+// family creates (database.RoleName owns database.DBName), over the Unix
+// socket, where pg_hba admits exactly that pair by peer authentication.
+// transferd's built-in default (dbname=bulwark) is not in pg_hba, so
+// without this the service could not log in on the appliance.
+const DSN = "host=/run/postgresql dbname=" + database.DBName + " sslmode=disable"
+
 // RenderDropIn points the shipped unit at the installed binary and the
-// policy's data directory. Empty assignments reset the shipped values
+// policy's data directory, and orders it after the data volume. Empty assignments reset the shipped values
 // first: both keys are lists in systemd.
 func (c *Units) RenderDropIn() []byte {
 	return []byte(fmt.Sprintf(`# Written by bulwark (control transfer.units) from the appliance policy.
+[Unit]
+# The data dir is on the encrypted volume bulwark-firstboot unlocks and
+# mounts: wait for it, and depend on the mount once it exists, so transferd
+# never writes files to the root disk underneath the mount point.
+After=bulwark-firstboot.service
+RequiresMountsFor=%s
+
 [Service]
 ExecStart=
-ExecStart=%s --policy %s --data-dir %s
+ExecStart=%s --policy %s --data-dir %s --db "%s"
 ReadWritePaths=
 ReadWritePaths=%s
-`, Binary, PolicyFile, c.DataDir, c.DataDir))
+`, c.DataDir, Binary, PolicyFile, c.DataDir, DSN, c.DataDir))
 }
 
 type file struct {

@@ -157,6 +157,9 @@ func (u *Unattended) Apply(ctx context.Context, h host.Host) error {
 	if err := ensurePackages(ctx, h, uuMeta, u.LockTimeout); err != nil {
 		return err
 	}
+	if err := waitForAptIdle(ctx, h, uuMeta, u.LockTimeout, u.files(id)); err != nil {
+		return err
+	}
 	before := len(h.Changes())
 	for _, f := range u.files(id) {
 		if err := h.WriteFile(f.path, f.data, 0o644); err != nil {

@@ -60,6 +60,32 @@ func ensurePackages(ctx context.Context, h host.Host, m check.Meta, timeout time
 	return m.Wrap("install", h.Exec(ctx, "install "+strings.Join(missing, " "), "apt-get", args...))
 }
 
+// waitForAptIdle waits (bounded) for the dpkg lock before the family
+// rewrites apt configuration that differs from what is on disk:
+// unattended-upgrades and apt read apt.conf.d while they run, so a rewrite
+// under a running upgrade would change its behaviour half-way. When every
+// file already matches there is nothing to wait for, so an idempotent
+// rerun never blocks on apt. It never kills the holder.
+func waitForAptIdle(ctx context.Context, h host.Host, m check.Meta, timeout time.Duration, files []struct {
+	path string
+	data []byte
+}) error {
+	if h.DryRun() {
+		return nil // a dry run writes nothing, so it has nothing to wait for
+	}
+	for _, f := range files {
+		if cur, err := h.ReadFile(f.path); err == nil && bytes.Equal(cur, f.data) {
+			continue
+		}
+		say := func(s string) { fmt.Fprintf(os.Stderr, "%s: %s\n", m.ID, s) }
+		if err := aptlock.Wait(ctx, h.Root(), timeout, say); err != nil {
+			return m.Wrap("wait for the dpkg lock before writing "+f.path, err)
+		}
+		return nil
+	}
+	return nil
+}
+
 // aptConfig is `apt-config dump` parsed: the effective configuration after
 // every apt.conf.d file, keyed by option; list items ("Key:: value") are
 // collected under the key without the trailing "::".

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,8 +70,11 @@ func BenchmarkUploadVsClamdscan(b *testing.B) {
 	e := newEnv(b, pg, clam.Socket, func(p *policies.Policy) { p.Transfer.MaxUploadMiB = *benchSize>>20 + 1 })
 	e.clam.Timeout = e.pol.ClamAV.ScanTimeout.Duration // production timeout: 1 GiB takes a while
 	path := benchFile(b)
-	conf := filepath.Join(b.TempDir(), "clamd.conf")
-	os.WriteFile(conf, []byte("LocalSocket "+clam.Socket+"\n"), 0o644)
+	// clamdscan --stream sends at most its config's StreamMaxLength (default
+	// 100 MiB) and silently drops the rest, so it must read clamd's own
+	// clamd.conf: then both sides make clamd receive and scan every byte
+	// under the same limits (clamd-cpu-ratio near 1 shows they did).
+	conf := clam.Conf
 	s := e.login("bench", "user")
 	var ours, ref []time.Duration
 	var oursCPU, refCPU time.Duration // clamd's CPU time, insensitive to other load
@@ -184,7 +188,9 @@ http {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// SIGTERM, not Kill: the master then stops its worker, which a killed
+	// master would leave running (and holding the test's files).
+	b.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
 	for i := 0; ; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()

@@ -69,7 +69,7 @@ func newEnv(t testing.TB, pg *testsvc.PG, clamdSock string, tweak ...func(*polic
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: e.srv.Handler(), ConnContext: ConnContext}
-	go hs.Serve(l)
+	go hs.Serve(Listener(l))
 	t.Cleanup(func() { hs.Close() })
 	e.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)

@@ -82,6 +82,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/messages/{id}/send", s.withUser(s.send))
 	mux.HandleFunc("GET /d/{token}", s.listDownload)
 	mux.HandleFunc("GET /d/{token}/files/{file}", s.download)
+	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /admin/status", s.withAdmin(s.status))
 	mux.HandleFunc("GET /admin/users.csv", s.withAdmin(s.usersCSV))
 	mux.HandleFunc("POST /admin/users", s.withAdmin(s.createUser))

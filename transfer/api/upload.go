@@ -186,7 +186,7 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 		s.cfg.Log.Error("upload refused: scanner", "err", scanErr)
 		return nil, http.StatusServiceUnavailable, errors.New("virus scanner unavailable; upload refused, try again later")
 	}
-	verdict, err := stream.Finish()
+	verdict, err, syncErr := finishScan(stream, blob)
 	if err != nil {
 		s.cfg.Log.Error("upload refused: scanner", "err", err)
 		return nil, http.StatusServiceUnavailable, errors.New("virus scan failed; upload refused, try again later")
@@ -199,6 +199,10 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 			}
 		}
 		return nil, http.StatusUnprocessableEntity, fmt.Errorf("file refused: malware found (%s)", verdict.Signature)
+	}
+	if syncErr != nil {
+		s.cfg.Log.Error("upload", "err", syncErr)
+		return nil, http.StatusInternalServerError, errors.New("could not store the file")
 	}
 	f := &store.File{MessageID: m.ID, Name: name, Size: n, SHA256: sum.Sum(nil)}
 	if err := s.runActions(r, blob.Path(), m, u, f, fields); err != nil {
@@ -230,6 +234,18 @@ func (s *Server) runActions(r *http.Request, path string, m *store.Message, u *s
 	return errors.New("file refused: upload checks could not run")
 }
 
+// finishScan waits for clamd's verdict while the blob is fsynced: clamd
+// scans only once the stream has ended (for 1 GiB that takes longer than
+// writing it to disk), so the disk catches up in that wait instead of after
+// it. A blob synced for nothing (infected, scanner error) is still removed
+// by the caller; nothing is visible before Commit.
+func finishScan(stream *scan.Stream, blob *store.BlobWriter) (v scan.Verdict, scanErr, syncErr error) {
+	synced := make(chan error, 1)
+	go func() { synced <- blob.Sync() }()
+	v, scanErr = stream.Finish()
+	return v, scanErr, <-synced // always waited for: the caller closes the blob next
+}
+
 const chunk = 1 << 20
 
 // pump copies body to the blob and the hash, and hands each chunk to a
@@ -257,11 +273,15 @@ func pump(body io.Reader, blob io.Writer, sum hash.Hash, stream *scan.Stream) (n
 		k, err := io.ReadFull(body, buf)
 		if k > 0 {
 			n += int64(k)
+			// clamd gets the chunk first and reads it while it is written
+			// and hashed here. Both only read buf; the feeder may put it
+			// back on free early, but only this loop takes from free, after
+			// it is done with buf.
+			full <- buf[:k]
 			if _, werr := blob.Write(buf[:k]); werr != nil {
 				readErr = fmt.Errorf("write blob: %w", werr)
 			}
 			sum.Write(buf[:k])
-			full <- buf[:k]
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break

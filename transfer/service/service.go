@@ -71,7 +71,7 @@ func Run(ctx context.Context, o Options) error {
 	hs := &http.Server{Handler: srv.Handler(), ConnContext: api.ConnContext,
 		ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(l) }()
+	go func() { serveErr <- hs.Serve(api.Listener(l)) }() // sendfile for downloads
 	sweeper := &retention.Sweeper{Store: st, Audit: al, Log: o.Log, Now: time.Now,
 		Retention: time.Duration(o.Policy.Retention.Days) * 24 * time.Hour, Inactive: o.Policy.Passwords.InactiveAfter.Duration}
 	bg, stopBG := context.WithCancel(context.Background())

@@ -49,6 +49,17 @@ func (w *BlobWriter) Path() string { return w.f.Name() }
 // Write appends to the temp file.
 func (w *BlobWriter) Write(p []byte) (int, error) { return w.f.Write(p) }
 
+// Sync makes the data written so far durable. Commit syncs again (then
+// cheap: nothing is dirty), so a caller may run Sync in parallel with other
+// work that must finish before Commit anyway, such as waiting for the virus
+// scanner's verdict, instead of paying for the disk after it.
+func (w *BlobWriter) Sync() error {
+	if err := w.f.Sync(); err != nil {
+		return fmt.Errorf("store: fsync blob: %w", err)
+	}
+	return nil
+}
+
 // Abort removes the temp file. Safe after Commit (then it does nothing).
 func (w *BlobWriter) Abort() {
 	if w.done {

@@ -1,0 +1,188 @@
+package all
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/bulwark-appliance/bulwark/policies"
+)
+
+// proof is one test that breaks a control on purpose and asserts Verify
+// then fails with a finding naming the control and quoting the evidence.
+type proof struct {
+	pkg      string // module-relative package directory
+	test     string // the Test function
+	brk      string // literal in that test's file naming the breakage (its subtest name)
+	evidence string // what the failing finding's evidence shows (docs/controls.md)
+}
+
+// breakable is the matrix docs/controls.md publishes. Every registered
+// control must have at least one proof; TestEveryControlIsBreakable
+// enforces it, so a new control cannot land without its breaking test.
+var breakable = map[string][]proof{
+	"updates.unattended":  {{"provision/updates", "TestUpdatesOnRootfs", "later apt file turns unattended upgrades off", `APT::Periodic::Unattended-Upgrade "0";`}},
+	"updates.needrestart": {{"provision/updates", "TestUpdatesOnRootfs", "needrestart back to interactive in a later file", "$nrconf{restart} = 'i'"}},
+	"clamav.daemon": {
+		{"provision/clamav", "TestClamAVOnRootfs", "TCPSocket added", "TCPSocket 3310"},
+		{"provision/clamav", "TestClamAVOnRootfs", "StreamMaxLength back to Debian's 25M", "StreamMaxLength 25M"},
+		{"provision/clamav", "TestEICARThroughRealClamd", "clam.Stop()", "clamd INSTREAM <socket>: dial error naming the socket"},
+	},
+	"clamav.signatures": {{"provision/clamav", "TestClamAVOnRootfs", "Checks lowered", "Checks 1"}},
+	"luks.firstboot":    {{"provision/luks", "TestLUKSOnRootfs", "key baked at key_file", "/run/bulwark/luks.key"}},
+	"luks.volume": {
+		{"provision/luks", "TestHeaderFromCryptsetup", "256-bit key", "cryptsetup luksDump <img>: key 256 bits"},
+		{"tests", "TestLiveLUKSControl", "Break: unmount and close", "no entry for /srv/bulwark"},
+	},
+	"fips.kernel":           {{"provision/fips", "TestKernel", "fake ubuntu", "/var/lib/dpkg/status: no installed ubuntu-fips"}},
+	"fips.service":          {{"provision/fips", "TestService", "in-tree crypto (latest)", "GOFIPS140=latest"}},
+	"database.config":       {{"provision/database", "TestDatabaseOnRootfs", "listen on every address in the drop-in", "listen_addresses = '*'"}},
+	"database.role":         {{"provision/database", "TestDatabaseOnRootfs", "init SQL edited", "LOGIN SUPERUSER"}},
+	"firewall.default-deny": {{"provision/firewall", "TestDriftIsFoundAndRepaired", "chain policy accept", "netlink: table inet bulwark: chain input ... policy accept"}},
+	"firewall.public-ports": {{"provision/firewall", "TestDriftIsFoundAndRepaired", "public rule deleted", `netlink: table inet bulwark: chain input rule "public-443": actual missing`}},
+	"firewall.admin-ssh":    {{"provision/firewall", "TestDriftIsFoundAndRepaired", "ssh set element deleted", "set ssh_admin4 element 198.51.100.0/24"}},
+	"firewall.admin-ui":     {{"provision/firewall", "TestDriftIsFoundAndRepaired", "admin ui set element added", "set web_admin6 element 2001:db8:bad::/48"}},
+	"firewall.no-db-port":   {{"provision/firewall", "TestDriftIsFoundAndRepaired", "extra accept rule (no-db-port)", "accepts dport 5432"}},
+	"firewall.rate-limit":   {{"provision/firewall", "TestDriftIsFoundAndRepaired", "ssh rate limit loosened", "limit rate 1000/60"}},
+	"firewall.persist":      {{"provision/firewall", "TestOfflineRoot", "tcp dport 5432 accept", `file /etc/bulwark/nftables.nft: differs: line 87: have "tcp dport 5432 accept"`}},
+	"ssh.daemon":            {{"provision/ssh", "TestDaemonOnRootfs", "password login switched on in the drop-in", "sshd -T: passwordauthentication yes"}},
+	"baseline.sysctl":       {{"provision/baseline", "TestBaselineOnRootfs", "later file overrides a value", "/etc/sysctl.d/99-zz-local.conf: net.ipv4.tcp_syncookies = 0"}},
+	"baseline.coredumps":    {{"provision/baseline", "TestBaselineOnRootfs", "coredump storage re-enabled", "Storage=external"}},
+	"baseline.tmp":          {{"provision/baseline", "TestBaselineOnRootfs", "tmp.mount without noexec", "Options=mode=1777,strictatime,nosuid,nodev,size"}},
+	"baseline.timesync":     {{"provision/baseline", "TestBaselineOnRootfs", "timesyncd masked", "-> /dev/null"}},
+	"baseline.listeners":    {{"provision/baseline", "TestListenersInNetns", "stray postgres", "tcp 0.0.0.0:5432"}},
+	"audit.journald":        {{"provision/audit", "TestAuditOnRootfs", "journal volatile in a later drop-in", "Storage=volatile"}},
+	"audit.forward":         {{"provision/audit", "TestAuditOnRootfs", "forwarding file garbled", "StreamDriverMoode"}},
+	"audit.rules":           {{"provision/audit", "TestAuditOnRootfs", "audit watch removed from the compiled rules", "missing: -w /etc/shadow -p wa"}},
+	"transfer.binary":       {{"provision/transfer", "TestTransferOnRootfs", "binary replaced", "sha256:"}},
+	"transfer.account":      {{"provision/transfer", "TestTransferOnRootfs", "service user given a shell", "/bin/bash"}},
+	"transfer.units":        {{"provision/transfer", "TestTransferOnRootfs", "sandbox loosened in the drop-in", "ProtectSystem=no"}},
+	"tls.certificate":       {{"provision/tls", "TestTLSOnRootfs", "key baked into the image", "/etc/bulwark/tls/key.pem"}},
+	"tls.nginx":             {{"provision/tls", "TestTLSOnRootfs", "TLS 1.1 added", "TLSv1.1"}},
+}
+
+// TestEveryControlIsBreakable: every registered control has a proof, no
+// proof names a control that no longer exists, and each named test exists
+// in its package with the named breakage in its file. It does not run the
+// tests (they need root, real services or a guest); it keeps the matrix
+// honest and complete, and `go test -run` on each proof runs them.
+func TestEveryControlIsBreakable(t *testing.T) {
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]string{} // control ID -> family
+	for _, f := range Families() {
+		for _, c := range f.Controls(p) {
+			registered[c.ID()] = f.Name
+		}
+	}
+	for _, problem := range matrixProblems(t, registered, breakable) {
+		t.Error(problem)
+	}
+	proven := 0
+	for id := range registered {
+		if len(breakable[id]) > 0 {
+			proven++
+		}
+	}
+	t.Logf("%d of %d controls proven breakable", proven, len(registered))
+}
+
+// TestMatrixCheckBites: the matrix check itself must fail on each kind of
+// gap, or the count it reports proves nothing.
+func TestMatrixCheckBites(t *testing.T) {
+	good := proof{"provision/clamav", "TestClamAVOnRootfs", "TCPSocket added", ""}
+	tests := []struct {
+		name   string
+		matrix map[string][]proof
+		want   string
+	}{
+		{"control without proof", map[string][]proof{}, "clamav.daemon (family clamav) has no test"},
+		{"stale control", map[string][]proof{"clamav.daemon": {good}, "clamav.gone": {good}}, "clamav.gone, which no family registers"},
+		{"test missing", map[string][]proof{"clamav.daemon": {{"provision/clamav", "TestNoSuch", "x", ""}}}, "no func TestNoSuch"},
+		{"breakage missing", map[string][]proof{"clamav.daemon": {{"provision/clamav", "TestClamAVOnRootfs", "no such breakage", ""}}}, `does not contain the breakage "no such breakage"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := strings.Join(matrixProblems(t, map[string]string{"clamav.daemon": "clamav"}, tt.matrix), "\n")
+			if !strings.Contains(got, tt.want) {
+				t.Fatalf("problems %q; want one containing %q", got, tt.want)
+			}
+		})
+	}
+	if got := matrixProblems(t, map[string]string{"clamav.daemon": "clamav"}, map[string][]proof{"clamav.daemon": {good}}); len(got) != 0 {
+		t.Fatalf("a complete matrix reported %v", got)
+	}
+}
+
+// matrixProblems lists every gap between the registered controls and the
+// matrix, and every proof whose test or breakage is not in the source.
+func matrixProblems(t *testing.T, registered map[string]string, matrix map[string][]proof) []string {
+	var out []string
+	for id, family := range registered {
+		if len(matrix[id]) == 0 {
+			out = append(out, fmt.Sprintf("control %s (family %s) has no test that breaks it: add one and list it in breakable", id, family))
+		}
+	}
+	var ids []string
+	for id := range matrix {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	srcs := map[string]map[string]string{} // pkg -> Test name -> its file's source
+	for _, id := range ids {
+		if _, ok := registered[id]; !ok {
+			out = append(out, fmt.Sprintf("breakable lists %s, which no family registers", id))
+		}
+		for _, pr := range matrix[id] {
+			if srcs[pr.pkg] == nil {
+				srcs[pr.pkg] = testFuncs(t, pr.pkg)
+			}
+			src, ok := srcs[pr.pkg][pr.test]
+			switch {
+			case !ok:
+				out = append(out, fmt.Sprintf("%s: %s has no func %s in its _test.go files", id, pr.pkg, pr.test))
+			case !strings.Contains(src, pr.brk):
+				out = append(out, fmt.Sprintf("%s: %s %s: its file does not contain the breakage %q", id, pr.pkg, pr.test, pr.brk))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// testFuncs parses pkg's _test.go files (relative to the module root,
+// two levels up) and maps each top-level Test function to its file's text.
+func testFuncs(t *testing.T, pkg string) map[string]string {
+	t.Helper()
+	dir := filepath.Join("..", "..", filepath.FromSlash(pkg))
+	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("package %s: no _test.go files in %s (%v)", pkg, dir, err)
+	}
+	out := map[string]string{}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		af, err := parser.ParseFile(fset, f, src, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatalf("parse %s: %v", f, err)
+		}
+		for _, d := range af.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
+				out[fn.Name.Name] = string(src)
+			}
+		}
+	}
+	return out
+}
