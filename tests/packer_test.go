@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/internal/version"
 )
@@ -192,5 +193,42 @@ func TestBuildImageRejects(t *testing.T) {
 				t.Errorf("%s was created (err %v); bad input must change nothing", out, err)
 			}
 		})
+	}
+}
+
+// TestUbuntuSeedInstallsTheBase: the Ubuntu template cannot be built here,
+// so nothing else would notice its package list drifting from the Debian
+// base every control expects: each base package is in the cloud-init seed
+// (under its Ubuntu name), or explicitly provided by the cloud image.
+func TestUbuntuSeedInstallsTheBase(t *testing.T) {
+	b, err := os.ReadFile("../images/cloud-init/user-data.pkrtpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := map[string]bool{}
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		switch {
+		case l == "packages:":
+			in = true
+		case in && strings.HasPrefix(l, "  - "):
+			seed[strings.TrimPrefix(l, "  - ")] = true
+		default:
+			in = false
+		}
+	}
+	ubuntu := map[string]string{
+		"linux-image-amd64": "", // the cloud image boots its own kernel
+		"systemd-sysv":      "", // part of every Ubuntu cloud image
+		"nginx-light":       "nginx",
+	}
+	for _, p := range base.Packages {
+		name, mapped := ubuntu[p]
+		if !mapped {
+			name = p
+		}
+		if name != "" && !seed[name] {
+			t.Errorf("base package %s: %q missing from the Ubuntu cloud-init seed's packages", p, name)
+		}
 	}
 }

@@ -97,7 +97,7 @@ func runApply(cmd *cobra.Command, f applyFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx, out := cmd.Context(), cmd.OutOrStdout()
+	ctx, out := stageContext(cmd.Context()), cmd.OutOrStdout()
 	if f.confirm > 0 {
 		if err := armRollback(ctx, out, j, f.confirm); err != nil {
 			return err

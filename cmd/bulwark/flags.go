@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 // policyFile is the global --policy flag: an operator file merged over the
@@ -40,4 +42,21 @@ func isCobraUsage(err error) bool {
 // family names.
 func addOnly(cmd *cobra.Command, dst *[]string) {
 	cmd.Flags().StringSliceVar(dst, "only", nil, "run only these controls or families (`ID,…`, e.g. firewall or ssh.daemon)")
+}
+
+// imageBuild is the global --image-build flag: the Packer provisioner sets
+// it in the build VM, where instance-only checks are not applicable.
+var imageBuild bool
+
+func init() {
+	root.PersistentFlags().BoolVar(&imageBuild, "image-build", false,
+		"this is an image being built: checks that only hold on a deployed instance (LUKS data volume, clamd with signatures) report not-applicable with why")
+}
+
+// stageContext carries the run's stage to the controls.
+func stageContext(ctx context.Context) context.Context {
+	if imageBuild {
+		return provision.WithStage(ctx, provision.ImageBuild)
+	}
+	return ctx
 }

@@ -60,7 +60,7 @@ func runVerify(cmd *cobra.Command, rootDir, format, out string, only []string) e
 	if err != nil {
 		return usageErr(err)
 	}
-	res := runner.Verify(cmd.Context(), h, controls, policies.Hash(p))
+	res := runner.Verify(stageContext(cmd.Context()), h, controls, policies.Hash(p))
 	if err := emit(cmd.OutOrStdout(), out, res, write); err != nil {
 		return err
 	}

@@ -47,6 +47,8 @@ const DefaultSuite = "bookworm"
 //     clamav-daemon + clamav-freshclam, nginx-light, postgresql, rsyslog +
 //     rsyslog-gnutls (forwarding to the SIEM over TLS) + auditd, cryptsetup + cryptsetup-bin (LUKS2), openssl + ca-certificates.
 //   - e2fsprogs, iproute2: formatting the data volume, inspecting sockets.
+//   - wamerican: the word list transferd's password policy checks against
+//     (policy passwords.dictionary); transferd refuses to start without it.
 //
 // apt-listchanges is left out: unattended-upgrades reports what it installed
 // on its own, and every extra package is attack surface to patch.
@@ -56,7 +58,7 @@ var Packages = []string{
 	"nftables", "unattended-upgrades", "needrestart",
 	"clamav-daemon", "clamav-freshclam", "nginx-light", "postgresql",
 	"rsyslog", "rsyslog-gnutls", "auditd", "cryptsetup", "cryptsetup-bin",
-	"openssl", "ca-certificates", "e2fsprogs", "iproute2",
+	"openssl", "ca-certificates", "e2fsprogs", "iproute2", "wamerican",
 }
 
 // Options are the inputs of one base build. Suite and Packages are the

@@ -13,6 +13,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 // TestBaselineOnRootfs applies the family to a real Debian tree, proves
@@ -66,7 +67,7 @@ func TestBaselineOnRootfs(t *testing.T) {
 			edit(t, root, SysctlFile, "kernel.kptr_restrict = 2", "kernel.kptr_restrict = 0")
 		}, "baseline.sysctl", "kernel.kptr_restrict", SysctlFile + ": kernel.kptr_restrict = 0"},
 		{"later file overrides a value", func(t *testing.T) {
-			write(t, root, "/etc/sysctl.d/99-zz-local.conf", "net.ipv4.tcp_syncookies = 0\n")
+			checktest.Write(t, root, "/etc/sysctl.d/99-zz-local.conf", "net.ipv4.tcp_syncookies = 0\n")
 		}, "baseline.sysctl", "net.ipv4.tcp_syncookies", "/etc/sysctl.d/99-zz-local.conf: net.ipv4.tcp_syncookies = 0"},
 		{"coredump storage re-enabled", func(t *testing.T) {
 			edit(t, root, CoredumpFile, "Storage=none", "Storage=external")
@@ -74,7 +75,7 @@ func TestBaselineOnRootfs(t *testing.T) {
 		{"core limit removed", func(t *testing.T) { rm(t, root, LimitsFile) },
 			"baseline.coredumps", "file " + LimitsFile, "no such file"},
 		{"suid dumps re-enabled by a later file", func(t *testing.T) {
-			write(t, root, "/etc/sysctl.d/99-zz-local.conf", "fs.suid_dumpable = 2\n")
+			checktest.Write(t, root, "/etc/sysctl.d/99-zz-local.conf", "fs.suid_dumpable = 2\n")
 		}, "baseline.coredumps", "fs.suid_dumpable", "99-zz-local.conf: fs.suid_dumpable = 2"},
 		{"tmp.mount without noexec", func(t *testing.T) {
 			edit(t, root, TmpUnit, "nodev,noexec,", "nodev,")
@@ -96,7 +97,7 @@ func TestBaselineOnRootfs(t *testing.T) {
 			if f.Status != provision.Fail || f.ControlID != tt.control {
 				t.Fatalf("after breaking: %s %s = %s (%s); want %s fail", f.ControlID, f.Property, f.Status, f.Actual, tt.control)
 			}
-			if ev := evidenceText(f); !strings.Contains(ev, tt.evidence) {
+			if ev := checktest.EvidenceText(f); !strings.Contains(ev, tt.evidence) {
 				t.Errorf("evidence %q does not show %q", ev, tt.evidence)
 			}
 			rm(t, root, "/etc/sysctl.d/99-zz-local.conf")
@@ -138,14 +139,6 @@ func requireAllPass(t *testing.T, fs []provision.Finding) {
 	}
 }
 
-func evidenceText(f provision.Finding) string {
-	var s []string
-	for _, e := range f.Evidence {
-		s = append(s, e.Source+": "+e.Read)
-	}
-	return strings.Join(s, "; ")
-}
-
 func read(t *testing.T, root, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, p))
@@ -153,13 +146,6 @@ func read(t *testing.T, root, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func write(t *testing.T, root, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func edit(t *testing.T, root, p, old, new string) {

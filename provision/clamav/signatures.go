@@ -85,9 +85,11 @@ func (s *Signatures) Verify(ctx context.Context, h host.Host) []provision.Findin
 		return check.Timed([]provision.Finding{check.Fail(f, s.UpdateInterval.String(), err.Error())}, start)
 	}
 	out := confFindings(sigMeta, h, FreshclamConf, set, nil)
-	out = append(out, freshclamUnit.Enabled(sigMeta, h), s.verifyNoCron(h), s.verifyFresh(h))
+	out = append(out, freshclamUnit.Enabled(sigMeta, h), s.verifyNoCron(h), s.verifyFresh(ctx, h))
 	if h.Live() {
-		out = append(out, check.Active(ctx, sigMeta, freshclamUnit.Name))
+		out = append(out, instanceOnly(ctx, sigMeta, "unit "+freshclamUnit.Name, func() provision.Finding {
+			return check.Active(ctx, sigMeta, freshclamUnit.Name)
+		}))
 	}
 	return check.Timed(out, start)
 }
@@ -116,7 +118,7 @@ func dbDir(h host.Host) string {
 // update interval. None at all fails on a live host (nothing is
 // detected) and warns offline, where an image is built without network
 // and freshclam fetches at first boot.
-func (s *Signatures) verifyFresh(h host.Host) provision.Finding {
+func (s *Signatures) verifyFresh(ctx context.Context, h host.Host) provision.Finding {
 	dir := dbDir(h)
 	limit := 2 * s.UpdateInterval.Duration
 	f := sigMeta.Finding("signature freshness in "+dir, "newest database younger than "+limit.String())
@@ -126,10 +128,10 @@ func (s *Signatures) verifyFresh(h host.Host) provision.Finding {
 	}
 	if name == "" {
 		ev := provision.Evidence{Source: dir, Read: "no " + strings.Join(sigExts, " ") + " files"}
-		if h.Live() {
+		if h.Live() && provision.StageOf(ctx) == provision.Instance {
 			return check.Fail(f, "no signatures", "clamd has nothing to detect with; check freshclam's log (/var/log/clamav/freshclam.log) and its network access", ev)
 		}
-		return check.Warn(f, "no signatures", "offline image: freshclam downloads signatures at first boot", ev)
+		return check.Warn(f, "no signatures", "image: freshclam downloads signatures at the instance's first boot", ev)
 	}
 	age := time.Since(mod).Round(time.Minute)
 	ev := provision.Evidence{Source: filepath.Join(dir, name), Read: "modified " + mod.UTC().Format(time.RFC3339) + " (" + age.String() + " ago)"}

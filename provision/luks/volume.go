@@ -34,6 +34,10 @@ func (c *Volume) Verify(ctx context.Context, h host.Host) []provision.Finding {
 		f.Reason = "the volume is encrypted at the instance's first boot; luks.firstboot checks the image"
 		return []provision.Finding{f}
 	}
+	f := c.m.Finding("data volume", "LUKS2 volume mounted at "+c.LUKS.MountPoint)
+	if provision.InstanceOnly(ctx, &f, "the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
+		return []provision.Finding{f}
+	}
 	mounts, err := readMounts(h)
 	out := []provision.Finding{c.mounted(mounts, err), c.header(ctx, h), c.keyOffRoot(h, mounts, err)}
 	return check.Timed(out, start)

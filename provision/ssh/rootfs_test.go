@@ -12,6 +12,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 // TestDaemonOnRootfs applies ssh.daemon to a real Debian tree, proves a
@@ -51,7 +52,7 @@ func TestDaemonOnRootfs(t *testing.T) {
 			rm(t, root, DropIn)
 		}, "drop-in " + DropIn, "no such file"},
 		{"earlier drop-in permits root", func(t *testing.T) {
-			write(t, root, "/etc/ssh/sshd_config.d/10-local.conf", "PermitRootLogin yes\n")
+			checktest.Write(t, root, "/etc/ssh/sshd_config.d/10-local.conf", "PermitRootLogin yes\n")
 		}, "permitrootlogin", "sshd -T: permitrootlogin yes"},
 		{"Include removed from sshd_config", func(t *testing.T) {
 			edit(t, root, MainConfig, "Include /etc/ssh/sshd_config.d/*.conf", "")
@@ -70,7 +71,7 @@ func TestDaemonOnRootfs(t *testing.T) {
 			if f.Status != provision.Fail || f.ControlID != "ssh.daemon" {
 				t.Fatalf("after breaking: %s = %s (%s); want fail", f.Property, f.Status, f.Actual)
 			}
-			if ev := evidenceText(f); !strings.Contains(ev, tt.evidence) {
+			if ev := checktest.EvidenceText(f); !strings.Contains(ev, tt.evidence) {
 				t.Errorf("evidence %q does not show %q", ev, tt.evidence)
 			}
 			rm(t, root, "/etc/ssh/sshd_config.d/10-local.conf")
@@ -152,14 +153,6 @@ func requireAllPass(t *testing.T, fs []provision.Finding) {
 	}
 }
 
-func evidenceText(f provision.Finding) string {
-	var s []string
-	for _, e := range f.Evidence {
-		s = append(s, e.Source+": "+e.Read)
-	}
-	return strings.Join(s, "; ")
-}
-
 func read(t *testing.T, root, p string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, p))
@@ -167,13 +160,6 @@ func read(t *testing.T, root, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func write(t *testing.T, root, p, s string) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(root, p), []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func edit(t *testing.T, root, p, old, new string) {

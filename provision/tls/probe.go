@@ -126,8 +126,14 @@ func weakSuitesFinding(ctx context.Context, addr string) provision.Finding {
 	return check.Pass(f, fmt.Sprintf("%d refused", len(refused)), ev)
 }
 
+// httpProbeTimeout bounds one HTTP probe. It is longer than a handshake's:
+// the first request through nginx socket-activates transferd, whose cold
+// start (database connect, migrations) on a TCG build VM took more than
+// probeTimeout (make e2e, 2026-11-23), failing a healthy image.
+const httpProbeTimeout = 60 * time.Second
+
 func client() *http.Client {
-	return &http.Client{Timeout: probeTimeout,
+	return &http.Client{Timeout: httpProbeTimeout,
 		Transport:     &http.Transport{TLSClientConfig: &ctls.Config{InsecureSkipVerify: true}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }

@@ -75,6 +75,11 @@ func BenchmarkUploadVsClamdscan(b *testing.B) {
 	// clamd.conf: then both sides make clamd receive and scan every byte
 	// under the same limits (clamd-cpu-ratio near 1 shows they did).
 	conf := clam.Conf
+	// The test client stands in for nginx, which sends a request body to its
+	// upstream in large writes; http.Transport's default 4 KiB write buffer
+	// would instead cost the client 256 Ki write(2) calls per GiB, on the
+	// same two cores the server and clamd need.
+	e.client.Transport.(*http.Transport).WriteBufferSize = 256 << 10
 	s := e.login("bench", "user")
 	var ours, ref []time.Duration
 	var oursCPU, refCPU time.Duration // clamd's CPU time, insensitive to other load

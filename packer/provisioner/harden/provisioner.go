@@ -120,7 +120,9 @@ func (g *guest) install(ctx context.Context) error {
 // bulwarkCmd is the bulwark command line for a subcommand, before
 // execute_command wraps it.
 func (g *guest) bulwarkCmd(sub string, extra ...string) string {
-	args := []string{shellQuote(g.remote("bulwark")), sub}
+	// The build VM is the image, not an instance: instance-only checks
+	// (the LUKS data volume, clamd with signatures) are not applicable here.
+	args := []string{shellQuote(g.remote("bulwark")), "--image-build", sub}
 	if g.cfg.PolicyFile != "" {
 		args = append(args, "--policy", shellQuote(g.remote("policy.yaml")))
 	}

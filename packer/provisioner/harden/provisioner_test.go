@@ -55,9 +55,9 @@ func guestRunning(applyStatus, verifyStatus int, results string) *fakeGuest {
 	g.files[DefaultAuthorizedKeysFile] = adminKey + "\n" + buildKey + "\n"
 	g.respond = func(g *fakeGuest, cmd string) (int, string) {
 		switch {
-		case strings.Contains(cmd, "bulwark' apply"):
+		case strings.Contains(cmd, "bulwark' --image-build apply"):
 			return applyStatus, "ssh.daemon: changed /etc/ssh/sshd_config\nfw.default-deny: unchanged\n"
-		case strings.Contains(cmd, "bulwark' verify"):
+		case strings.Contains(cmd, "bulwark' --image-build verify"):
 			if results != "" {
 				g.write(DefaultRemoteDir+"/results.json", results)
 			}
@@ -100,8 +100,8 @@ func TestProvisionSuccess(t *testing.T) {
 		"mkdir -p '/var/lib/bulwark-build'",
 		"chmod 0755 '/var/lib/bulwark-build/bulwark' '/var/lib/bulwark-build/transferd'",
 		"install -m 0755 '/var/lib/bulwark-build/bulwark' /usr/local/sbin/bulwark",
-		"'/var/lib/bulwark-build/bulwark' apply --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon'",
-		"'/var/lib/bulwark-build/bulwark' verify --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon' --format json --out '/var/lib/bulwark-build/results.json'",
+		"'/var/lib/bulwark-build/bulwark' --image-build apply --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon'",
+		"'/var/lib/bulwark-build/bulwark' --image-build verify --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon' --format json --out '/var/lib/bulwark-build/results.json'",
 		"chmod 0600 '/root/.ssh/authorized_keys'",
 	}
 	if got := strings.Join(g.commands, "\n"); got != strings.Join(wantCmds, "\n") {
@@ -169,7 +169,7 @@ func TestProvisionSudo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sub := range []string{"apply", "verify"} {
-		if c := g.commandWith("bulwark' " + sub); !strings.HasPrefix(c, "sudo -n '/var/lib/bulwark-build/bulwark' "+sub) {
+		if c := g.commandWith("bulwark' --image-build " + sub); !strings.HasPrefix(c, "sudo -n '/var/lib/bulwark-build/bulwark' --image-build "+sub) {
 			t.Errorf("%s command %q is not run through sudo", sub, c)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 // NewHost is a fresh host on root, so its Changes are this step's alone.
@@ -123,21 +124,13 @@ func Find(t testing.TB, fs []provision.Finding, property string) provision.Findi
 
 // EvidenceText flattens a finding's evidence for substring checks.
 func EvidenceText(f provision.Finding) string {
-	var b strings.Builder
-	for _, e := range f.Evidence {
-		b.WriteString(e.Source + ": " + e.Read + "\n")
-	}
-	return b.String()
+	return checktest.EvidenceText(f)
 }
 
 // Edit replaces the first old with new in the tree's file p.
 func Edit(t testing.TB, root, p, old, new string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, p))
-	if err != nil || !strings.Contains(string(b), old) {
-		t.Fatalf("edit %s: %v (or %q not found)", p, err, old)
-	}
-	Write(t, root, p, strings.Replace(string(b), old, new, 1))
+	checktest.Edit(t, root, p, old, new)
 }
 
 // Append adds s to the end of the tree's file p.
@@ -153,19 +146,11 @@ func Append(t testing.TB, root, p, s string) {
 // Write creates or replaces the tree's file p.
 func Write(t testing.TB, root, p, s string) {
 	t.Helper()
-	real := filepath.Join(root, p)
-	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(real, []byte(s), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	checktest.Write(t, root, p, s)
 }
 
 // Remove deletes the tree's file p if present.
 func Remove(t testing.TB, root, p string) {
 	t.Helper()
-	if err := os.Remove(filepath.Join(root, p)); err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
+	checktest.Remove(t, root, p)
 }
