@@ -28,7 +28,7 @@ GOVULNCHECK := $(BIN)/govulncheck
 include mk/tools.mk
 -include mk/image.mk
 
-.PHONY: help deps build build-tests test test-unit test-live e2e image check vet fmt-check \
+.PHONY: help deps build build-tests test-harness test test-unit test-live e2e image check vet fmt-check \
         staticcheck vulncheck bench fuzz clean base-rootfs
 
 help: ## list the targets
@@ -59,20 +59,26 @@ test-unit: ## only the tests that need neither root nor services
 # TCG guest keeps one core busy while the test driving it mostly waits:
 #   shared  one guest for every family test (apply, verify, break, verify
 #           fails, re-apply), the safe-apply tests and the kill -9 loop;
-#   own     tests that need a guest of their own: the harness smoke test
-#           (reboot, shutdown), the LUKS control (reboots with the key),
-#           and the tap-bridge safe-apply test (its own network).
+#   own     tests that need a guest of their own: the LUKS control
+#           (reboots with the key) and the tap-bridge safe-apply test (its
+#           own network).
 # TestLiveDeployLocal runs in `make e2e`, against the image it builds.
-LIVE_OWN    := TestLive(Smoke|LUKSControl|SafeApplyTap)$$
-LIVE_ELSE   := TestLiveDeployLocal|TestLiveBootTime
+# TestLiveSmoke (the harness's own test: upload/download, reboot, shutdown)
+# runs with `make test-harness`; the harness is exercised by every test
+# above, and its reboot path by the LUKS control.
+LIVE_OWN    := TestLive(LUKSControl|SafeApplyTap)$$
+LIVE_ELSE   := TestLiveDeployLocal|TestLiveBootTime|TestLiveSmoke
 LIVE_TEST   := BULWARK_LONG=1 $(GO) test -count=1 -timeout 45m -v
-test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~20 min idle)
-	@set +e; \
-	$(LIVE_TEST) -run 'TestLive' -skip '$(LIVE_OWN)|$(LIVE_ELSE)' ./tests/ 2>&1 | sed -u 's/^/[shared] /' & shared=$$!; \
-	$(LIVE_TEST) -run '$(LIVE_OWN)' ./tests/ 2>&1 | sed -u 's/^/[own] /' & own=$$!; \
-	wait $$shared; a=$$?; wait $$own; b=$$?; \
-	echo "test-live: shared guest tests exit $$a, own-guest tests exit $$b"; \
-	[ $$a -eq 0 ] && [ $$b -eq 0 ]
+test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~20 min)
+	@set +e; rc=$$(mktemp -d); \
+	{ $(LIVE_TEST) -run 'TestLive' -skip '$(LIVE_OWN)|$(LIVE_ELSE)' ./tests/ 2>&1; echo $$? > $$rc/shared; } | sed -u 's/^/[shared] /' & \
+	{ $(LIVE_TEST) -run '$(LIVE_OWN)' ./tests/ 2>&1; echo $$? > $$rc/own; } | sed -u 's/^/[own] /' & \
+	wait; a=$$(cat $$rc/shared); b=$$(cat $$rc/own); rm -rf $$rc; \
+	echo "test-live: shared-guest tests exit $$a, own-guest tests exit $$b"; \
+	[ "$$a" = 0 ] && [ "$$b" = 0 ]
+
+test-harness: deps ## the QEMU harness's own smoke test (boot, files, reboot, shutdown)
+	BULWARK_LONG=1 $(GO) test -count=1 -timeout 30m -v -run 'TestLiveSmoke$$' ./tests/
 
 # Compile the tests once, so the two live processes do not both build them.
 build-tests:

@@ -1,9 +1,8 @@
 package evidence
 
 import (
-	"bytes"
 	"flag"
-	"os"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"path/filepath"
 	"testing"
 	"time"
@@ -77,18 +76,5 @@ func mustBuild(t *testing.T) Matrix {
 // golden compares got with testdata/name, rewriting it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test ./evidence -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden (go test ./evidence -update to accept):\n--- got ---\n%s", name, got)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
 }

@@ -4,8 +4,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,18 +64,7 @@ func TestLoadBad(t *testing.T) {
 
 func golden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden %s (run with -update to create it): %v", path, err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update if the change is intended)\n got: %s\nwant: %s", path, got, want)
-	}
+	testutil.Golden(t, path, []byte(got), *update)
 }
 
 // TestErrorPlace checks file, line, column and field exactly for one

@@ -104,7 +104,7 @@ func runApply(cmd *cobra.Command, f applyFlags) error {
 		}
 	}
 	rep, applyErr := runner.ApplyWith(ctx, h, controls, runner.Options{BeforeFamily: safeapply.BeforeFamily(h, p.Network.Table)})
-	if err := runner.WriteApply(out, rep, f.dryRun); err != nil {
+	if err := runner.WriteApply(out, rep, f.dryRun, applyErr != nil); err != nil {
 		return err
 	}
 	if j != nil && f.confirm == 0 && rep.Changed() == 0 && applyErr == nil {

@@ -3,7 +3,7 @@ package appliance
 import (
 	"encoding/base64"
 	"flag"
-	"os"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -157,20 +157,5 @@ func TestCloudInit(t *testing.T) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (go test -update creates it): %v", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update to accept):\n got:\n%s\nwant:\n%s", path, got, want)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
 }

@@ -12,8 +12,9 @@ import (
 )
 
 // WriteApply prints one line per change, grouped by control, and a
-// summary; a run that changed nothing says so.
-func WriteApply(w io.Writer, rep ApplyReport, dryRun bool) error {
+// summary; a run that changed nothing says so. stopped is a run that
+// ended on an error: its summary must not read as a converged system.
+func WriteApply(w io.Writer, rep ApplyReport, dryRun, stopped bool) error {
 	verb := "changed"
 	if dryRun {
 		verb = "would change"
@@ -28,9 +29,12 @@ func WriteApply(w io.Writer, rep ApplyReport, dryRun bool) error {
 		}
 	}
 	var err error
-	if n == 0 {
+	switch {
+	case n == 0 && stopped:
+		_, err = fmt.Fprintf(w, "nothing changed before apply stopped (%d controls reached)\n", len(rep.Controls))
+	case n == 0:
 		_, err = fmt.Fprintf(w, "no changes: %d controls already converged\n", len(rep.Controls))
-	} else {
+	default:
 		_, err = fmt.Fprintf(w, "%s %d things in %d of %d controls\n", verb, n, rep.Changed(), len(rep.Controls))
 	}
 	return err

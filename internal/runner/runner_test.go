@@ -89,16 +89,21 @@ func TestApplyTwiceThenVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	WriteApply(&out, rep, false)
+	WriteApply(&out, rep, false, false)
 	if !strings.Contains(out.String(), "a.two: write /etc/a2 (2 bytes, mode 0644)\n") || !strings.Contains(out.String(), "changed 3 things in 3 of 3 controls") {
 		t.Errorf("first apply printed:\n%s", out.String())
 	}
 	out.Reset()
 	h2, _ := host.NewLocal(root)
 	rep, _ = Apply(ctx, h2, cs)
-	WriteApply(&out, rep, false)
+	WriteApply(&out, rep, false, false)
 	if out.String() != "no changes: 3 controls already converged\n" {
 		t.Errorf("second apply printed %q", out.String())
+	}
+	out.Reset()
+	WriteApply(&out, rep, false, true) // the same report from a run that failed
+	if strings.Contains(out.String(), "converged") || !strings.Contains(out.String(), "nothing changed before apply stopped") {
+		t.Errorf("a stopped apply printed %q", out.String())
 	}
 	res := Verify(ctx, h2, cs, "abc")
 	if res.Failed() || res.Findings[0].ControlID != "a.three" || res.PolicyHash != "abc" || res.Target != root {

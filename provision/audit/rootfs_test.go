@@ -5,6 +5,7 @@ package audit
 import (
 	"context"
 	"flag"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,17 +149,5 @@ func TestRenderGolden(t *testing.T) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("%s differs from the golden file:\n%s", name, got)
-	}
+	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
 }

@@ -113,7 +113,8 @@ func (d *Daemon) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	out = append(out, check.File(daemonMeta, h, SocketDropIn, d.dropIn()))
 	out = append(out, socketUnit.Enabled(daemonMeta, h), daemonUnit.Enabled(daemonMeta, h))
 	if h.Live() {
-		out = append(out, check.Active(ctx, daemonMeta, socketUnit.Name),
+		out = append(out,
+			instanceOnly(ctx, daemonMeta, "unit "+socketUnit.Name, func() provision.Finding { return check.Active(ctx, daemonMeta, socketUnit.Name) }),
 			instanceOnly(ctx, daemonMeta, "unit "+daemonUnit.Name, func() provision.Finding { return check.Active(ctx, daemonMeta, daemonUnit.Name) }),
 			instanceOnly(ctx, daemonMeta, "EICAR scan via "+d.Socket, d.verifyEICAR))
 	}

@@ -131,3 +131,17 @@ func Symlink(t testing.TB, root, target, p string) {
 		t.Fatal(err)
 	}
 }
+
+// ApplyTwice applies cs to a fresh tree twice: the first run must change
+// something, the second nothing (idempotency). It returns the second host.
+func ApplyTwice(t testing.TB, root string, cs []provision.Control) *host.Local {
+	t.Helper()
+	if h := Apply(t, root, cs); len(h.Changes()) == 0 {
+		t.Fatal("first Apply changed nothing on a fresh Debian tree")
+	}
+	h := Apply(t, root, cs)
+	if len(h.Changes()) != 0 {
+		t.Fatalf("second Apply changed %v; want nothing", h.Changes())
+	}
+	return h
+}
