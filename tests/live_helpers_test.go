@@ -42,12 +42,3 @@ func run(t *testing.T, g *qemu.Guest, cmd string) qemu.Result {
 	}
 	return r
 }
-
-func shutdown(t *testing.T, g *qemu.Guest) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if err := g.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
