@@ -94,7 +94,7 @@ func TestE2E(t *testing.T) {
 	})
 	t.Logf("stage boot-to-ready: %s", time.Since(start).Round(time.Second))
 
-	t.Run("outside", func(t *testing.T) { e2eOutside(t, g) })
+	t.Run("outside", func(t *testing.T) { e2eOutside(t, g, in) })
 	t.Run("build key gone", func(t *testing.T) { e2eBuildKeyGone(t, g, in) })
 	t.Run("verify passes", func(t *testing.T) {
 		code, res := e2eVerify(t, g)
@@ -112,7 +112,7 @@ func TestE2E(t *testing.T) {
 // ssh_admin_networks); that needs a tap bridge and is left to the
 // firewall/safe-apply live tests. What it does prove: the public ports
 // answer as their services, and SSH admits the operator (Boot did).
-func e2eOutside(t *testing.T, g *qemu.Guest) {
+func e2eOutside(t *testing.T, g *qemu.Guest, in e2eInputs) {
 	t.Run("http answers", func(t *testing.T) {
 		line := httpStatusLine(t, g.ForwardedPort(80))
 		if !strings.HasPrefix(line, "HTTP/1.") {
@@ -126,7 +126,7 @@ func e2eOutside(t *testing.T, g *qemu.Guest) {
 		t.Log("tls family not in provision/all: HTTPS, TLS and redirect probes not included")
 		return
 	}
-	t.Run("https answers with TLS 1.2+", func(t *testing.T) { e2eTLS(t, g.ForwardedPort(443)) })
+	t.Run("https answers with TLS 1.2+ and this instance's own certificate", func(t *testing.T) { e2eTLS(t, g.ForwardedPort(443), in.image) })
 	t.Run("http redirects to https", func(t *testing.T) { e2eRedirect(t, g.ForwardedPort(80)) })
 }
 
@@ -158,7 +158,7 @@ func httpStatusLine(t *testing.T, port int) string {
 	return strings.TrimSpace(line)
 }
 
-func e2eTLS(t *testing.T, port int) {
+func e2eTLS(t *testing.T, port int, image string) {
 	d := &net.Dialer{Timeout: 30 * time.Second}
 	// The appliance's certificate is its own until the operator installs
 	// one; the probe is about the protocol, not the chain.
@@ -173,6 +173,19 @@ func e2eTLS(t *testing.T, port int) {
 		t.Fatalf("443 negotiated %s, want TLS 1.2 or newer", tls.VersionName(st.Version))
 	}
 	t.Logf("443: %s, %s", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	// The build VM's pair was deleted by `bulwark seal`: the certificate
+	// served must have been made at this instance's first boot, after the
+	// image was written (a little slack for the guest's clock).
+	built, err := os.Stat(image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := st.PeerCertificates[0]
+	if cert.NotBefore.Before(built.ModTime().Add(-30 * time.Second)) {
+		t.Errorf("443 serves a certificate made %s, before the image was written (%s): it was baked into the image",
+			cert.NotBefore.UTC().Format(time.RFC3339), built.ModTime().UTC().Format(time.RFC3339))
+	}
+	t.Logf("443 certificate made %s, image written %s", cert.NotBefore.UTC().Format(time.RFC3339), built.ModTime().UTC().Format(time.RFC3339))
 }
 
 func e2eRedirect(t *testing.T, port int) {

@@ -92,7 +92,7 @@ func TestLiveSmoke(t *testing.T) {
 	checkFileRoundTrip(t, g)
 
 	g.MustRun(t, "echo survives-reboot > /root/marker && sync")
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), guestOptions(d, key).BootTimeout)
 	defer cancel()
 	start := time.Now()
 	if err := g.Reboot(ctx); err != nil {

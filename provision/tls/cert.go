@@ -6,9 +6,9 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -111,8 +111,8 @@ func (c *Certificate) Verify(ctx context.Context, h host.Host) []provision.Findi
 // directory: every appliance booted from it would share that key.
 func noBakedKey(h host.Host) provision.Finding {
 	f := certMeta.Finding("no key in the image "+CertDir, "empty or absent until first boot")
-	entries, err := os.ReadDir(filepath.Join(h.Root(), CertDir))
-	if err != nil && !os.IsNotExist(err) {
+	entries, err := host.ReadDir(h, CertDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: CertDir, Read: err.Error()})
 	}
 	var names []string
@@ -159,4 +159,23 @@ func keyFinding(h host.Host, p string) provision.Finding {
 		return check.Fail(f, ev.Read, "other accounts can read the key; chmod 0600", ev)
 	}
 	return check.Pass(f, ev.Read, ev)
+}
+
+// Seal runs last in the image build VM: the pair Apply made there so nginx
+// could be checked live is deleted, and the directory is read back empty,
+// so the image carries no key and each instance's first boot makes its own
+// (the unit's Condition is on the certificate's absence).
+func (c *Certificate) Seal(ctx context.Context, h host.Host) error {
+	if c.Given {
+		return nil // the operator's own pair, deliberately part of the image
+	}
+	for _, p := range []string{SelfKey, SelfCert} {
+		if err := h.Remove(p); err != nil {
+			return fmt.Errorf("tls.certificate: seal: remove %s: %w", p, err)
+		}
+	}
+	if f := noBakedKey(h); f.Status != provision.Pass {
+		return fmt.Errorf("tls.certificate: seal: %s still holds %s", CertDir, f.Evidence[0].Read)
+	}
+	return nil
 }

@@ -54,6 +54,7 @@ func (p *Provisioner) Provision(ctx context.Context, ui packersdk.Ui, comm packe
 		{"install", g.install},
 		{"apply", g.apply},
 		{"verify", g.verify},
+		{"seal", g.seal},
 		{"remove build key", g.removeBuildKey},
 	}
 	for _, s := range steps {
@@ -135,6 +136,17 @@ func (g *guest) bulwarkCmd(sub string, extra ...string) string {
 func (g *guest) apply(ctx context.Context) error {
 	g.ui.Say("Applying bulwark controls in the guest")
 	return g.run(ctx, g.bulwarkCmd("apply"), true)
+}
+
+// seal removes the per-instance material apply made so the build VM could
+// be verified live (the self-signed TLS pair): the image must not carry it.
+func (g *guest) seal(ctx context.Context) error {
+	g.ui.Say("Sealing: removing per-instance material from the image")
+	args := []string{shellQuote(g.remote("bulwark")), "--image-build"}
+	if g.cfg.PolicyFile != "" {
+		args = append(args, "--policy", shellQuote(g.remote("policy.yaml")))
+	}
+	return g.run(ctx, strings.Join(append(args, "seal"), " "), true)
 }
 
 // verify runs bulwark verify, downloads its report even when controls

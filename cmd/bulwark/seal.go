@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/internal/runner"
+	"github.com/bulwark-appliance/bulwark/provision/all"
+)
+
+func init() {
+	var rootDir string
+	cmd := &cobra.Command{
+		Use:   "seal",
+		Short: "Remove per-instance material made during the image build (run last, in the build VM)",
+		Long: `seal is the last step of an image build. Some controls make per-instance
+material in the build VM so it can be verified live there — the self-signed
+TLS pair nginx needs — and every instance booted from the image would share
+it. seal deletes it and reads the directory back empty; each instance makes
+its own at first boot. The Packer provisioner runs it after verify.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := loadPolicy()
+			if err != nil {
+				return err
+			}
+			h, err := host.NewLocal(rootDir)
+			if err != nil {
+				return usageErr(err)
+			}
+			n, err := runner.Seal(stageContext(cmd.Context()), h, all.Controls(p))
+			for _, c := range h.Changes() {
+				fmt.Fprintf(cmd.OutOrStdout(), "seal: %s\n", c)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sealed: %d control(s) checked, %d file(s) removed\n", n, len(h.Changes()))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&rootDir, "root", "/", "target root `DIR` (\"/\" is the image being built)")
+	root.AddCommand(cmd)
+}
