@@ -302,11 +302,15 @@ func ipCmds(t *testing.T, cmds ...string) {
 // guestTapAddress gives the tap NIC (found by its MAC) a static address
 // with a networkd file that outranks the image's DHCP-on-every-NIC file,
 // then waits for networkd to configure it.
-func guestTapAddress(t *testing.T, g *qemu.Guest) {
+func guestTapAddress(t *testing.T, g *qemu.Guest) { guestTapAddressAs(t, g, "") }
+
+// guestTapAddressAs is guestTapAddress for a login that needs a prefix
+// (e.g. "sudo -n ") to write /etc.
+func guestTapAddressAs(t *testing.T, g *qemu.Guest, sudo string) {
 	t.Helper()
-	safeWrite(t, g, "/etc/systemd/network/10-bulwark-tap.network",
-		"[Match]\nMACAddress="+tapMAC+"\n\n[Network]\nAddress="+tapGuest+"/24\nLinkLocalAddressing=no\n")
-	safeMust(t, g, "networkctl reload")
+	safeMust(t, g, sudo+"sh -c 'cat > /etc/systemd/network/10-bulwark-tap.network' <<'EOF'\n"+
+		"[Match]\nMACAddress="+tapMAC+"\n\n[Network]\nAddress="+tapGuest+"/24\nLinkLocalAddressing=no\nEOF")
+	safeMust(t, g, sudo+"networkctl reload")
 	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(guestRun(t, g, "ip -o -4 addr show").Stdout, tapGuest+"/24") {
 		if time.Now().After(deadline) {
