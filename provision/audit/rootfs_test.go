@@ -14,7 +14,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
-	rt "github.com/bulwark-appliance/bulwark/provision/internal/rootfstest"
+	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -41,30 +41,29 @@ func loadPolicy(t *testing.T, yaml string) *policies.Policy {
 // checks Verify fails naming the control, the property and the evidence.
 func TestAuditOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
-	ctx := context.Background()
 	controls := Controls(loadPolicy(t, siemPolicy))
-	rt.Converge(t, ctx, controls, root)
+	ct.Converge(t, root, controls)
 
 	const local = "/etc/systemd/journald.conf.d/zz-local.conf"
-	removeLocal := func(t *testing.T) { rt.Remove(t, root, local) }
-	rt.RequireBreakable(t, ctx, controls, root, []rt.Breakage{
+	removeLocal := func(t *testing.T) { ct.Remove(t, root, local) }
+	ct.RequireBreakable(t, root, controls, []ct.Breakage{
 		{Name: "forwarding file removed", Break: func(t *testing.T) {
-			rt.Remove(t, root, ForwardFile)
+			ct.Remove(t, root, ForwardFile)
 		}, Control: "audit.forward", Property: "file " + ForwardFile, Evidence: "no such file"},
 		{Name: "forwarding file garbled", Break: func(t *testing.T) {
-			rt.Edit(t, root, ForwardFile, "StreamDriverMode=", "StreamDriverMoode=")
+			ct.Edit(t, root, ForwardFile, "StreamDriverMode=", "StreamDriverMoode=")
 		}, Control: "audit.forward", Property: "rsyslog configuration", Evidence: "StreamDriverMoode"},
 		{Name: "rsyslog disabled", Break: func(t *testing.T) {
-			rt.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/rsyslog.service")
+			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/rsyslog.service")
 		}, Control: "audit.forward", Property: "rsyslog.service enabled", Evidence: "no such file"},
 		{Name: "journal volatile in our drop-in", Break: func(t *testing.T) {
-			rt.Edit(t, root, JournaldFile, "Storage=persistent", "Storage=volatile")
+			ct.Edit(t, root, JournaldFile, "Storage=persistent", "Storage=volatile")
 		}, Control: "audit.journald", Property: "Storage", Evidence: "Storage=volatile"},
 		{Name: "journal volatile in a later drop-in", Break: func(t *testing.T) {
-			rt.Write(t, root, local, "[Journal]\nStorage=volatile\n")
+			ct.Write(t, root, local, "[Journal]\nStorage=volatile\n")
 		}, Control: "audit.journald", Property: "Storage", Evidence: "Storage=volatile", Cleanup: removeLocal},
 		{Name: "retention shortened", Break: func(t *testing.T) {
-			rt.Write(t, root, local, "[Journal]\nMaxRetentionSec=1day\n")
+			ct.Write(t, root, local, "[Journal]\nMaxRetentionSec=1day\n")
 		}, Control: "audit.journald", Property: "MaxRetentionSec", Evidence: "MaxRetentionSec=1day", Cleanup: removeLocal},
 		{Name: "journal directory removed", Break: func(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(root, JournalDir)); err != nil {
@@ -72,13 +71,13 @@ func TestAuditOnRootfs(t *testing.T) {
 			}
 		}, Control: "audit.journald", Property: "directory " + JournalDir, Evidence: "no such file"},
 		{Name: "audit watch removed from rules.d", Break: func(t *testing.T) {
-			rt.Edit(t, root, RulesFile, "-w /etc/shadow -p wa -k bulwark-identity\n", "")
+			ct.Edit(t, root, RulesFile, "-w /etc/shadow -p wa -k bulwark-identity\n", "")
 		}, Control: "audit.rules", Property: "file " + RulesFile, Evidence: "## Written by bulwark"},
 		{Name: "audit watch removed from the compiled rules", Break: func(t *testing.T) {
-			rt.Edit(t, root, CompiledRules, "-w /etc/shadow -p wa -k bulwark-identity\n", "")
+			ct.Edit(t, root, CompiledRules, "-w /etc/shadow -p wa -k bulwark-identity\n", "")
 		}, Control: "audit.rules", Property: "compiled rules " + CompiledRules, Evidence: "missing: -w /etc/shadow -p wa"},
 		{Name: "auditd disabled", Break: func(t *testing.T) {
-			rt.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/auditd.service")
+			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/auditd.service")
 		}, Control: "audit.rules", Property: "auditd.service enabled", Evidence: "no such file"},
 	})
 }
@@ -89,9 +88,9 @@ func TestAuditOnRootfs(t *testing.T) {
 func TestNoTargetIsNotApplicable(t *testing.T) {
 	root := basetest.Copy(t)
 	ctx := context.Background()
-	rt.Write(t, root, ForwardFile, "# left from an earlier policy\n")
+	ct.Write(t, root, ForwardFile, "# left from an earlier policy\n")
 	fw := Controls(loadPolicy(t, ""))[1]
-	h := rt.NewHost(t, root)
+	h := ct.NewHost(t, root)
 	if err := fw.Apply(ctx, h); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +122,7 @@ func TestBadSyslogPolicyChangesNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := rt.NewHost(t, root)
+			h := ct.NewHost(t, root)
 			err := (&Forward{Syslog: tt.s, LogPrefix: "bulwark-drop: "}).Apply(ctx, h)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "audit.forward") {
 				t.Fatalf("Apply = %v; want an error naming %q", err, tt.want)

@@ -3,14 +3,13 @@
 package database
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	rt "github.com/bulwark-appliance/bulwark/provision/internal/rootfstest"
+	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 // rootfs is a private Debian tree PostgreSQL can run in. The cached
@@ -31,32 +30,31 @@ func rootfs(t *testing.T) string {
 // fails naming the control, the property and the evidence.
 func TestDatabaseOnRootfs(t *testing.T) {
 	root := rootfs(t)
-	ctx := context.Background()
 	controls := Controls(nil)
-	rt.Converge(t, ctx, controls, root)
+	ct.Converge(t, root, controls)
 	const local = ConfDir + "/conf.d/zz-local.conf"
-	removeLocal := func(t *testing.T) { rt.Remove(t, root, local) }
-	rt.RequireBreakable(t, ctx, controls, root, []rt.Breakage{
+	removeLocal := func(t *testing.T) { ct.Remove(t, root, local) }
+	ct.RequireBreakable(t, root, controls, []ct.Breakage{
 		{Name: "listen on every address in the drop-in", Break: func(t *testing.T) {
-			rt.Edit(t, root, DropIn, "listen_addresses = ''", "listen_addresses = '*'")
+			ct.Edit(t, root, DropIn, "listen_addresses = ''", "listen_addresses = '*'")
 		}, Control: "database.config", Property: "listen_addresses (postgres -C)", Evidence: "listen_addresses = '*'"},
 		{Name: "a later conf.d file reopens TCP", Break: func(t *testing.T) {
-			rt.Write(t, root, local, "listen_addresses = '0.0.0.0'\n")
+			ct.Write(t, root, local, "listen_addresses = '0.0.0.0'\n")
 		}, Control: "database.config", Property: "listen_addresses (postgres -C)", Evidence: "listen_addresses = '0.0.0.0'", Cleanup: removeLocal},
 		{Name: "pg_hba admits the internet", Break: func(t *testing.T) {
-			rt.Append(t, root, HBAFile, "host all all 0.0.0.0/0 md5\n")
+			ct.Append(t, root, HBAFile, "host all all 0.0.0.0/0 md5\n")
 		}, Control: "database.config", Property: "pg_hba.conf TCP entries", Evidence: "host all all 0.0.0.0/0 md5"},
 		{Name: "ssl switched back on", Break: func(t *testing.T) {
-			rt.Edit(t, root, DropIn, "ssl = off", "ssl = on")
+			ct.Edit(t, root, DropIn, "ssl = off", "ssl = on")
 		}, Control: "database.config", Property: "ssl (postgres -C)", Evidence: "ssl = 'on'"},
 		{Name: "server disabled", Break: func(t *testing.T) {
-			rt.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/postgresql.service")
+			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/postgresql.service")
 		}, Control: "database.config", Property: "postgresql.service enabled", Evidence: "no such file"},
 		{Name: "init unit disabled", Break: func(t *testing.T) {
-			rt.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+InitUnit)
+			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+InitUnit)
 		}, Control: "database.role", Property: InitUnit + " enabled", Evidence: "no such file"},
 		{Name: "init SQL edited", Break: func(t *testing.T) {
-			rt.Edit(t, root, InitSQL, "NOSUPERUSER", "SUPERUSER")
+			ct.Edit(t, root, InitSQL, "NOSUPERUSER", "SUPERUSER")
 		}, Control: "database.role", Property: "file " + InitSQL, Evidence: "LOGIN SUPERUSER"},
 	})
 }
@@ -65,11 +63,7 @@ func TestDatabaseOnRootfs(t *testing.T) {
 // and leaves every file as it was.
 func TestDryRunChangesNothing(t *testing.T) {
 	root := rootfs(t)
-	h, err := host.NewLocal(root, host.DryRun())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt.Apply(t, context.Background(), Controls(nil), h)
+	h := ct.Apply(t, root, Controls(nil), host.DryRun())
 	if len(h.Changes()) == 0 {
 		t.Fatal("dry run recorded no changes on a fresh tree")
 	}

@@ -24,11 +24,12 @@ func NewHost(t testing.TB, root string, opts ...host.Option) *host.Local {
 	return h
 }
 
-// Apply runs every control's Apply on a fresh host over root and returns
-// the host, so the caller can inspect what changed.
-func Apply(t testing.TB, root string, cs []provision.Control) *host.Local {
+// Apply runs every control's Apply on a fresh host over root (opened with
+// opts, e.g. host.DryRun()) and returns the host, so the caller can
+// inspect what changed.
+func Apply(t testing.TB, root string, cs []provision.Control, opts ...host.Option) *host.Local {
 	t.Helper()
-	h := NewHost(t, root)
+	h := NewHost(t, root, opts...)
 	for _, c := range cs {
 		if err := c.Apply(context.Background(), h); err != nil {
 			t.Fatalf("Apply %s: %v", c.ID(), err)
@@ -144,4 +145,50 @@ func ApplyTwice(t testing.TB, root string, cs []provision.Control) *host.Local {
 		t.Fatalf("second Apply changed %v; want nothing", h.Changes())
 	}
 	return h
+}
+
+// Converge applies cs twice on root (see ApplyTwice), then every finding
+// must pass.
+func Converge(t testing.TB, root string, cs []provision.Control) {
+	t.Helper()
+	RequireOK(t, Verify(ApplyTwice(t, root, cs), cs), false)
+}
+
+// Breakage is one way to break a control and what Verify must then say.
+type Breakage struct {
+	Name     string
+	Break    func(t *testing.T)
+	Control  string // the control whose finding must fail
+	Property string // that finding's property
+	Evidence string // text its evidence must show
+	// Cleanup undoes what Apply does not own (a foreign file bulwark must
+	// not delete), before Apply repairs the rest.
+	Cleanup func(t *testing.T)
+}
+
+// RequireBreakable runs each breakage as a subtest: break, Verify must
+// fail the named property of the named control with the evidence, then
+// Apply repairs and every finding passes again.
+func RequireBreakable(t *testing.T, root string, cs []provision.Control, tests []Breakage) {
+	for _, tt := range tests {
+		t.Run(tt.Name, func(t *testing.T) {
+			tt.Break(t)
+			f := Find(t, Verify(NewHost(t, root), cs), tt.Control, tt.Property)
+			RequireBroken(t, f, provision.Fail, tt.Evidence)
+			if tt.Cleanup != nil {
+				tt.Cleanup(t)
+			}
+			RequireOK(t, Verify(Apply(t, root, cs), cs), false)
+		})
+	}
+}
+
+// Append adds s to the end of p inside root.
+func Append(t testing.TB, root, p, s string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	Write(t, root, p, string(b)+s)
 }
