@@ -9,7 +9,6 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
-	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 func TestSysctlRefusesBadPolicy(t *testing.T) {
@@ -93,21 +92,6 @@ func TestControlsFollowPolicy(t *testing.T) {
 	if got := strings.Join(ids, " "); got != "baseline.sysctl baseline.coredumps baseline.tmp baseline.timesync baseline.listeners" {
 		t.Errorf("controls = %s", got)
 	}
-}
-
-func find(t *testing.T, fs []provision.Finding, property string) provision.Finding {
-	t.Helper()
-	for _, f := range fs {
-		if f.Property == property {
-			return f
-		}
-	}
-	var have []string
-	for _, f := range fs {
-		have = append(have, f.Property)
-	}
-	t.Fatalf("no finding for %q; have %v", property, have)
-	return provision.Finding{}
 }
 
 // TestLookupsStayInsideRoot: an offline image whose directories are

@@ -13,7 +13,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
-	"github.com/bulwark-appliance/bulwark/provision/check/checktest"
+	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 // TestBaselineOnRootfs applies the family to a real Debian tree, proves
@@ -30,7 +30,7 @@ func TestBaselineOnRootfs(t *testing.T) {
 	controls := Controls(p)
 	apply := func(t *testing.T) *host.Local {
 		t.Helper()
-		h := newHost(t, root)
+		h := ct.NewHost(t, root)
 		for _, c := range controls {
 			if err := c.Apply(ctx, h); err != nil {
 				t.Fatalf("Apply %s: %v", c.ID(), err)
@@ -61,28 +61,28 @@ func TestBaselineOnRootfs(t *testing.T) {
 		property string
 		evidence string
 	}{
-		{"sysctl file deleted", func(t *testing.T) { rm(t, root, SysctlFile) },
+		{"sysctl file deleted", func(t *testing.T) { ct.Remove(t, root, SysctlFile) },
 			"baseline.sysctl", "file " + SysctlFile, "no such file"},
 		{"sysctl value changed in our file", func(t *testing.T) {
-			edit(t, root, SysctlFile, "kernel.kptr_restrict = 2", "kernel.kptr_restrict = 0")
+			ct.Edit(t, root, SysctlFile, "kernel.kptr_restrict = 2", "kernel.kptr_restrict = 0")
 		}, "baseline.sysctl", "kernel.kptr_restrict", SysctlFile + ": kernel.kptr_restrict = 0"},
 		{"later file overrides a value", func(t *testing.T) {
-			checktest.Write(t, root, "/etc/sysctl.d/99-zz-local.conf", "net.ipv4.tcp_syncookies = 0\n")
+			ct.Write(t, root, "/etc/sysctl.d/99-zz-local.conf", "net.ipv4.tcp_syncookies = 0\n")
 		}, "baseline.sysctl", "net.ipv4.tcp_syncookies", "/etc/sysctl.d/99-zz-local.conf: net.ipv4.tcp_syncookies = 0"},
 		{"coredump storage re-enabled", func(t *testing.T) {
-			edit(t, root, CoredumpFile, "Storage=none", "Storage=external")
+			ct.Edit(t, root, CoredumpFile, "Storage=none", "Storage=external")
 		}, "baseline.coredumps", "file " + CoredumpFile, "Storage=external"},
-		{"core limit removed", func(t *testing.T) { rm(t, root, LimitsFile) },
+		{"core limit removed", func(t *testing.T) { ct.Remove(t, root, LimitsFile) },
 			"baseline.coredumps", "file " + LimitsFile, "no such file"},
 		{"suid dumps re-enabled by a later file", func(t *testing.T) {
-			checktest.Write(t, root, "/etc/sysctl.d/99-zz-local.conf", "fs.suid_dumpable = 2\n")
+			ct.Write(t, root, "/etc/sysctl.d/99-zz-local.conf", "fs.suid_dumpable = 2\n")
 		}, "baseline.coredumps", "fs.suid_dumpable", "99-zz-local.conf: fs.suid_dumpable = 2"},
 		{"tmp.mount without noexec", func(t *testing.T) {
-			edit(t, root, TmpUnit, "nodev,noexec,", "nodev,")
+			ct.Edit(t, root, TmpUnit, "nodev,noexec,", "nodev,")
 		}, "baseline.tmp", "file " + TmpUnit, "Options=mode=1777,strictatime,nosuid,nodev,size"},
-		{"tmp.mount disabled", func(t *testing.T) { rm(t, root, tmpWantsLink) },
+		{"tmp.mount disabled", func(t *testing.T) { ct.Remove(t, root, tmpWantsLink) },
 			"baseline.tmp", "tmp.mount enabled", tmpWantsLink},
-		{"timesyncd disabled", func(t *testing.T) { rm(t, root, timesyncdWants) },
+		{"timesyncd disabled", func(t *testing.T) { ct.Remove(t, root, timesyncdWants) },
 			"baseline.timesync", TimesyncdUnit + " enabled", timesyncdWants},
 		{"timesyncd masked", func(t *testing.T) {
 			if err := os.Symlink("/dev/null", filepath.Join(root, timesyncdMask)); err != nil {
@@ -93,14 +93,14 @@ func TestBaselineOnRootfs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.break_(t)
-			f := find(t, only(verify(newHost(t, root)), tt.control), tt.property)
+			f := ct.FindProperty(t, only(verify(ct.NewHost(t, root)), tt.control), tt.property)
 			if f.Status != provision.Fail || f.ControlID != tt.control {
 				t.Fatalf("after breaking: %s %s = %s (%s); want %s fail", f.ControlID, f.Property, f.Status, f.Actual, tt.control)
 			}
-			if ev := checktest.EvidenceText(f); !strings.Contains(ev, tt.evidence) {
+			if ev := ct.EvidenceText(f); !strings.Contains(ev, tt.evidence) {
 				t.Errorf("evidence %q does not show %q", ev, tt.evidence)
 			}
-			rm(t, root, "/etc/sysctl.d/99-zz-local.conf")
+			ct.Remove(t, root, "/etc/sysctl.d/99-zz-local.conf")
 			requireAllPass(t, verify(apply(t)))
 		})
 	}
@@ -117,15 +117,6 @@ func only(fs []provision.Finding, control string) []provision.Finding {
 	return out
 }
 
-func newHost(t *testing.T, root string) *host.Local {
-	t.Helper()
-	h, err := host.NewLocal(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
-}
-
 func requireAllPass(t *testing.T, fs []provision.Finding) {
 	t.Helper()
 	for _, f := range fs {
@@ -136,32 +127,5 @@ func requireAllPass(t *testing.T, fs []provision.Finding) {
 		if f.Status != provision.Pass {
 			t.Errorf("%s %s: %s, actual %q: %s %v", f.ControlID, f.Property, f.Status, f.Actual, f.Reason, f.Evidence)
 		}
-	}
-}
-
-func read(t *testing.T, root, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func edit(t *testing.T, root, p, old, new string) {
-	t.Helper()
-	s := read(t, root, p)
-	if !strings.Contains(s, old) {
-		t.Fatalf("%s does not contain %q", p, old)
-	}
-	if err := os.WriteFile(filepath.Join(root, p), []byte(strings.Replace(s, old, new, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func rm(t *testing.T, root, p string) {
-	t.Helper()
-	if err := os.Remove(filepath.Join(root, p)); err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
 	}
 }

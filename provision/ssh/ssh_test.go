@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/policies"
-	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -116,16 +115,4 @@ func TestHasGroup(t *testing.T) {
 	if !hasGroup(g, "bulwark-sysadmin") || hasGroup(g, "bulwark") || hasGroup(g, "x") {
 		t.Error("hasGroup misreads /etc/group")
 	}
-}
-
-// find returns the finding for property, failing the test if absent.
-func find(t *testing.T, fs []provision.Finding, property string) provision.Finding {
-	t.Helper()
-	for _, f := range fs {
-		if f.Property == property {
-			return f
-		}
-	}
-	t.Fatalf("no finding for %q in %d findings", property, len(fs))
-	return provision.Finding{}
 }

@@ -20,8 +20,8 @@ import (
 func TestTLSOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
 	controls := Controls(defaultPolicy(t))
-	applyAll(t, root, controls, true)
-	applyAll(t, root, controls, false)
+	ct.ApplyExpect(t, root, controls, true)
+	ct.ApplyExpect(t, root, controls, false)
 	ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
 
 	tests := []struct {
@@ -57,7 +57,7 @@ func TestTLSOnRootfs(t *testing.T) {
 			if strings.Contains(tt.name, "baked") {
 				ct.Remove(t, root, SelfKey) // Apply never deletes keys: an operator must look
 			}
-			applyAll(t, root, controls, !strings.Contains(tt.name, "baked"))
+			ct.ApplyExpect(t, root, controls, !strings.Contains(tt.name, "baked"))
 			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
 		})
 	}
@@ -79,15 +79,5 @@ func TestPreflightRefusesBadConfig(t *testing.T) {
 	}
 	if _, err := h.Lstat(DefaultSite); err != nil {
 		t.Fatalf("refused Apply removed the default site: %v", err)
-	}
-}
-
-// applyAll applies the controls on a fresh host; wantChanges says whether
-// it must change something (first run, repair) or nothing (second run).
-func applyAll(t *testing.T, root string, cs []provision.Control, wantChanges bool) {
-	t.Helper()
-	h := ct.Apply(t, root, cs)
-	if got := len(h.Changes()) > 0; got != wantChanges {
-		t.Fatalf("Apply changed %v; want changes: %v", h.Changes(), wantChanges)
 	}
 }

@@ -29,8 +29,8 @@ func TestTransferOnRootfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ct.Write(t, root, src, string(self))
-	applyAll(t, root, controls, true)
-	applyAll(t, root, controls, false)
+	ct.ApplyExpect(t, root, controls, true)
+	ct.ApplyExpect(t, root, controls, false)
 	ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
 
 	tests := []struct {
@@ -49,7 +49,7 @@ func TestTransferOnRootfs(t *testing.T) {
 		}},
 		{"service user given a shell", "transfer.account", "user transferd", "/bin/bash", func(t *testing.T) {
 			pw := regexp.MustCompile(`(?m)^(transferd:.*):/usr/sbin/nologin$`)
-			ct.Write(t, root, "/etc/passwd", pw.ReplaceAllString(read(t, root, "/etc/passwd"), "$1:/bin/bash"))
+			ct.Write(t, root, "/etc/passwd", pw.ReplaceAllString(ct.Read(t, root, "/etc/passwd"), "$1:/bin/bash"))
 		}},
 		{"sandbox loosened in the drop-in", "transfer.units", "file " + DropIn, "ProtectSystem=no", func(t *testing.T) {
 			ct.Edit(t, root, DropIn, "ReadWritePaths=\n", "ReadWritePaths=\nProtectSystem=no\n")
@@ -62,7 +62,7 @@ func TestTransferOnRootfs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.break_(t)
 			ct.RequireBroken(t, ct.Find(t, ct.Verify(ct.NewHost(t, root), controls), tt.control, tt.property), provision.Fail, tt.evidence)
-			applyAll(t, root, controls, true)
+			ct.ApplyExpect(t, root, controls, true)
 			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
 		})
 	}
@@ -106,25 +106,6 @@ func defaultPolicy(t testing.TB) *policies.Policy {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// applyAll applies the controls on a fresh host; wantChanges says whether
-// it must change something (first run, repair) or nothing (second run).
-func applyAll(t *testing.T, root string, cs []provision.Control, wantChanges bool) {
-	t.Helper()
-	h := ct.Apply(t, root, cs)
-	if got := len(h.Changes()) > 0; got != wantChanges {
-		t.Fatalf("Apply changed %v; want changes: %v", h.Changes(), wantChanges)
-	}
-}
-
-func read(t *testing.T, root, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root, p))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func chmod(t *testing.T, root, p string, m os.FileMode) {

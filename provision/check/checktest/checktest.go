@@ -192,3 +192,41 @@ func Append(t testing.TB, root, p, s string) {
 	}
 	Write(t, root, p, string(b)+s)
 }
+
+// ApplyExpect applies cs on a fresh host over root; wantChanges says
+// whether it must change something (first run, repair) or nothing (a
+// converged tree).
+func ApplyExpect(t testing.TB, root string, cs []provision.Control, wantChanges bool) {
+	t.Helper()
+	h := Apply(t, root, cs)
+	if got := len(h.Changes()) > 0; got != wantChanges {
+		t.Fatalf("Apply changed %v; want changes: %v", h.Changes(), wantChanges)
+	}
+}
+
+// FindProperty returns the first finding for property, whatever its
+// control, failing the test when there is none.
+func FindProperty(t testing.TB, fs []provision.Finding, property string) provision.Finding {
+	t.Helper()
+	for _, f := range fs {
+		if f.Property == property {
+			return f
+		}
+	}
+	var have []string
+	for _, f := range fs {
+		have = append(have, f.Property)
+	}
+	t.Fatalf("no finding for %q; have %v", property, have)
+	return provision.Finding{}
+}
+
+// Read returns p inside root.
+func Read(t testing.TB, root, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
