@@ -30,7 +30,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"golang.org/x/crypto/ssh"
 
@@ -96,9 +95,10 @@ func BuildDisk(ctx context.Context, rootfsDir string, opts DiskOptions) (Disk, e
 	if err := os.MkdirAll(opts.CacheDir, 0o755); err != nil {
 		return Disk{}, fmt.Errorf("disk: cache dir %q: %w", opts.CacheDir, err)
 	}
-	unlock, err := diskLock(filepath.Join(opts.CacheDir, key+".lock"))
+	// Two test binaries may build the same disk at once.
+	unlock, err := lock(filepath.Join(opts.CacheDir, key+".lock"))
 	if err != nil {
-		return Disk{}, err
+		return Disk{}, fmt.Errorf("disk: %w", err)
 	}
 	defer unlock()
 	if d, ok := cachedDisk(opts.CacheDir, key); ok {
@@ -187,20 +187,6 @@ func fingerprintRootfs(h interface{ Write([]byte) (int, error) }, abs string) er
 		fmt.Fprintf(h, "boot %s %d %d\n", e.Name(), info.Size(), info.ModTime().UnixNano())
 	}
 	return nil
-}
-
-// lockFile serialises builds of the same key across processes (two test
-// binaries may build the same disk at once).
-func diskLock(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("disk: lock %q: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("disk: lock %q: %w", path, err)
-	}
-	return func() { f.Close() }, nil
 }
 
 // cachedDisk trusts the metadata file: it is renamed into place last, so

@@ -234,6 +234,8 @@ func isStep(line string) bool {
 	return true
 }
 
+// lock takes an exclusive flock on path, serialising builds of one cache
+// key across processes; the returned func releases it.
 func lock(path string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
