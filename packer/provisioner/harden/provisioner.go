@@ -127,26 +127,27 @@ func (g *guest) bulwarkCmd(sub string, extra ...string) string {
 	if g.cfg.PolicyFile != "" {
 		args = append(args, "--policy", shellQuote(g.remote("policy.yaml")))
 	}
-	if len(g.cfg.Only) > 0 {
-		args = append(args, "--only", shellQuote(strings.Join(g.cfg.Only, ",")))
-	}
 	return strings.Join(append(args, extra...), " ")
+}
+
+// only is the --only flag for apply and verify, when only_controls is set.
+func (g *guest) only() []string {
+	if len(g.cfg.Only) == 0 {
+		return nil
+	}
+	return []string{"--only", shellQuote(strings.Join(g.cfg.Only, ","))}
 }
 
 func (g *guest) apply(ctx context.Context) error {
 	g.ui.Say("Applying bulwark controls in the guest")
-	return g.run(ctx, g.bulwarkCmd("apply"), true)
+	return g.run(ctx, g.bulwarkCmd("apply", g.only()...), true)
 }
 
 // seal removes the per-instance material apply made so the build VM could
 // be verified live (the self-signed TLS pair): the image must not carry it.
 func (g *guest) seal(ctx context.Context) error {
 	g.ui.Say("Sealing: removing per-instance material from the image")
-	args := []string{shellQuote(g.remote("bulwark")), "--image-build"}
-	if g.cfg.PolicyFile != "" {
-		args = append(args, "--policy", shellQuote(g.remote("policy.yaml")))
-	}
-	return g.run(ctx, strings.Join(append(args, "seal"), " "), true)
+	return g.run(ctx, g.bulwarkCmd("seal"), true)
 }
 
 // verify runs bulwark verify, downloads its report even when controls
@@ -155,7 +156,7 @@ func (g *guest) seal(ctx context.Context) error {
 func (g *guest) verify(ctx context.Context) error {
 	g.ui.Say("Verifying bulwark controls in the guest")
 	out := g.remote(ResultsFile)
-	status, err := g.exec(ctx, g.bulwarkCmd("verify", "--format", "json", "--out", shellQuote(out)), true)
+	status, err := g.exec(ctx, g.bulwarkCmd("verify", append(g.only(), "--format", "json", "--out", shellQuote(out))...), true)
 	if err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func TestProvisionSuccess(t *testing.T) {
 		"install -m 0755 '/var/lib/bulwark-build/bulwark' /usr/local/sbin/bulwark",
 		"'/var/lib/bulwark-build/bulwark' --image-build apply --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon'",
 		"'/var/lib/bulwark-build/bulwark' --image-build verify --policy '/var/lib/bulwark-build/policy.yaml' --only 'firewall,ssh.daemon' --format json --out '/var/lib/bulwark-build/results.json'",
-		"'/var/lib/bulwark-build/bulwark' --image-build --policy '/var/lib/bulwark-build/policy.yaml' seal",
+		"'/var/lib/bulwark-build/bulwark' --image-build seal --policy '/var/lib/bulwark-build/policy.yaml'",
 		"chmod 0600 '/root/.ssh/authorized_keys'",
 	}
 	if got := strings.Join(g.commands, "\n"); got != strings.Join(wantCmds, "\n") {
