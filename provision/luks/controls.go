@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -144,7 +142,7 @@ func (c *Firstboot) noKeyMaterial(h host.Host) []provision.Finding {
 // keyFiles lists *.key files directly in dir (one level: key directories
 // are flat).
 func keyFiles(h host.Host, dir string) []provision.Evidence {
-	entries, err := os.ReadDir(filepath.Join(h.Root(), dir))
+	entries, err := host.ReadDir(h, dir) // inside an offline root, links too
 	if err != nil {
 		return nil // an absent directory holds no key
 	}

@@ -2,9 +2,11 @@ package updates
 
 import (
 	"context"
-	"path/filepath"
+	"errors"
+	"io/fs"
+	"path"
 	"regexp"
-	"sort"
+	"strings"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -55,14 +57,15 @@ func (n *Needrestart) Verify(ctx context.Context, h host.Host) []provision.Findi
 func effectiveRestart(h host.Host) provision.Finding {
 	f := nrMeta.Finding("effective $nrconf{restart}", "a (automatic)")
 	files := []string{needrestartMain}
-	matches, err := filepath.Glob(filepath.Join(h.Root(), needrestartDir, "*.conf"))
-	if err != nil {
+	entries, err := host.ReadDir(h, needrestartDir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: needrestartDir, Read: err.Error()})
 	}
-	sort.Strings(matches)
-	for _, m := range matches {
-		rel, _ := filepath.Rel(h.Root(), m)
-		files = append(files, "/"+rel)
+	// ReadDir sorts by name: needrestart reads conf.d in that order too.
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".conf") {
+			files = append(files, path.Join(needrestartDir, e.Name()))
+		}
 	}
 	mode, from := "", "(default: interactive)"
 	for _, p := range files {
