@@ -209,7 +209,11 @@ source "qemu" "debian" {
   ssh_private_key_file = var.ssh_private_key_file
   # TCG boots take minutes; Packer's 5-minute default is too short.
   ssh_timeout      = "30m"
-  shutdown_command = "systemctl poweroff"
+  # An empty machine-id (not a missing one, not "uninitialized": neither
+  # triggers systemd's first-boot presets) makes each instance generate its
+  # own at boot, so clones get distinct DHCP DUIDs and journal IDs. The
+  # Ubuntu template's `cloud-init clean --machine-id` does the same.
+  shutdown_command = "truncate -s 0 /etc/machine-id && rm -f /var/lib/dbus/machine-id && systemctl poweroff"
   shutdown_timeout = "10m"
 }
 

@@ -98,7 +98,7 @@ func TestE2E(t *testing.T) {
 	g := qemu.Boot(t, qemu.Options{
 		Disk: in.image, Kernel: in.disk.Kernel, Initrd: in.disk.Initrd, Cmdline: in.disk.Cmdline,
 		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
-		User: e2eUser, Signer: in.key, HostKey: in.disk.HostKey, BootTimeout: e2eBootBudget,
+		User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
 		Tap: &qemu.Tap{Ifname: n.tap, MAC: tapMAC},
 	})
 	t.Logf("stage boot-to-SSH: %s", time.Since(start).Round(time.Second))
@@ -119,6 +119,7 @@ func TestE2E(t *testing.T) {
 		}
 	})
 	t.Run("build key gone", func(t *testing.T) { e2eBuildKeyGone(t, g, in) })
+	t.Run("host key made by this instance", func(t *testing.T) { e2eOwnHostKey(t, g, in) })
 	t.Run("verify passes", func(t *testing.T) {
 		code, res := e2eVerify(t, g)
 		if code != 0 || res.Failed() {
@@ -255,6 +256,23 @@ func e2eBuildKeyGone(t *testing.T, g *qemu.Guest, in e2eInputs) {
 		} else if !strings.Contains(err.Error(), "unable to authenticate") {
 			t.Fatalf("login as %s with the build key: want an authentication refusal, got %v", user, err)
 		}
+	}
+}
+
+// e2eOwnHostKey: the sealed image shipped no host key, so the one the
+// guest printed on its console at first boot (and that Boot pinned) is
+// new: not the base disk's, and the file sshd serves.
+func e2eOwnHostKey(t *testing.T, g *qemu.Guest, in e2eInputs) {
+	pinned := strings.Fields(g.HostKey())
+	if len(pinned) < 2 {
+		t.Fatalf("no host key pinned from the console: %q", g.HostKey())
+	}
+	if base := strings.Fields(in.disk.HostKey); len(base) > 1 && base[1] == pinned[1] {
+		t.Fatalf("the instance serves the base disk's host key %s: the image was not sealed", pinned[1][:20])
+	}
+	r := guestRun(t, g, "cat /etc/ssh/ssh_host_ed25519_key.pub")
+	if f := strings.Fields(r.Stdout); len(f) < 2 || f[1] != pinned[1] {
+		t.Fatalf("/etc/ssh/ssh_host_ed25519_key.pub = %q, console said %q", r.Stdout, g.HostKey())
 	}
 }
 

@@ -51,6 +51,11 @@ root. A control that fails has its own changes rolled back, and the run
 stops naming the control and the step (exit 1). --rollback restores the
 last journal by hand.
 
+Nothing is written before the tool that reads it accepts it: sshd -t,
+nginx -t, rsyslogd -N1 and systemd-analyze verify check each candidate, and
+the firewall table is loaded into a scratch network namespace and read back
+before the live table is replaced. A refusal changes nothing (exit 1).
+
 On the live system, from an SSH session, apply refuses a firewall or SSH
 change whose policy would not admit the session's address (SSH_CONNECTION)
 unless --confirm or --force is given. With --confirm 120s the change is made

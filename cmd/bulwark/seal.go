@@ -16,10 +16,12 @@ func init() {
 		Use:   "seal",
 		Short: "Remove per-instance material made during the image build (run last, in the build VM)",
 		Long: `seal is the last step of an image build. Some controls make per-instance
-material in the build VM so it can be verified live there — the self-signed
-TLS pair nginx needs — and every instance booted from the image would share
-it. seal deletes it and reads the directory back empty; each instance makes
-its own at first boot. The Packer provisioner runs it after verify.`,
+material in the build VM so it can be verified live there (the self-signed
+TLS pair nginx needs; the SSH host keys the build VM's sshd serves), and
+every instance booted from the image would share it. seal deletes it and
+reads it back gone; each instance makes its own at first boot (the SSH
+host keys' public halves are printed on the console, for pinning). Open
+sessions keep working. The Packer provisioner runs it after verify.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy()

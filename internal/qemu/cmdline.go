@@ -46,6 +46,12 @@ type Options struct {
 	// base.Disk.HostKey gives); empty accepts any key, which is only
 	// acceptable because the guest is reached over loopback.
 	HostKey string
+	// HostKeyFromConsole, when HostKey is empty, pins the ed25519 key the
+	// guest prints on its serial console in a line starting with this
+	// prefix (an image that makes its host keys at first boot, e.g.
+	// ssh.HostKeyConsolePrefix). Login waits until the line appears; the
+	// key is then kept for every later connection, reboots included.
+	HostKeyFromConsole string
 	// BootTimeout bounds the wait for SSH after start and after reboot;
 	// default 5 minutes (TCG boots take 25–60 s on 2 cores).
 	BootTimeout time.Duration

@@ -130,3 +130,22 @@ func TestStartReportsQEMUFailure(t *testing.T) {
 		t.Errorf("err = %v, want QEMU's exit and the disk named", err)
 	}
 }
+
+func TestConsoleHostKey(t *testing.T) {
+	const key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl root@bulwark"
+	tests := []struct {
+		name, console, want string
+		ok                  bool
+	}{
+		{"journal+console line", "[  OK  ] Started x.\r\n[   41.2] sh[301]: bulwark-hostkey: ssh-rsa AAAAB3 root@b\r\n[   41.2] sh[301]: bulwark-hostkey: " + key + "\r\n", key, true},
+		{"bare line", "bulwark-hostkey: " + key + "\n", key, true},
+		{"only other key types", "bulwark-hostkey: ecdsa-sha2-nistp256 AAAAE2 root@b\n", "", false},
+		{"no line yet", "Booting Linux\n", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := consoleHostKey(tt.console, "bulwark-hostkey: ")
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: got %q %v, want %q %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}

@@ -155,6 +155,13 @@ func (g *Guest) waitSSH(ctx context.Context, notBoot string) error {
 // probe logs in and checks the boot; it returns a connection only when
 // the guest is ready.
 func (g *Guest) probe(ctx context.Context, notBoot string) (*sshConn, error) {
+	if g.opts.HostKey == "" && g.opts.HostKeyFromConsole != "" {
+		key, ok := consoleHostKey(g.ConsoleLog(), g.opts.HostKeyFromConsole)
+		if !ok {
+			return nil, fmt.Errorf("no %q ed25519 line on the console yet", g.opts.HostKeyFromConsole)
+		}
+		g.opts.HostKey = key
+	}
 	c, err := dialSSH(ctx, g.addr(), g.opts)
 	if err != nil {
 		return nil, err
@@ -327,3 +334,19 @@ func (g *Guest) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// consoleHostKey finds the ed25519 public key a guest printed on its
+// console as "<prefix>ssh-ed25519 AAAA… comment".
+func consoleHostKey(console, prefix string) (string, bool) {
+	for _, line := range strings.Split(console, "\n") {
+		_, rest, ok := strings.Cut(line, prefix)
+		if ok && strings.HasPrefix(rest, "ssh-ed25519 ") {
+			return strings.TrimSpace(rest), true
+		}
+	}
+	return "", false
+}
+
+// HostKey is the guest's pinned SSH host key (authorized_keys form): the
+// one given in Options, or the one learned from the console.
+func (g *Guest) HostKey() string { return g.opts.HostKey }

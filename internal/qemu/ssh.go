@@ -28,18 +28,23 @@ type sshConn struct{ client *ssh.Client }
 
 func dialSSH(ctx context.Context, addr string, o Options) (*sshConn, error) {
 	hostKey := ssh.InsecureIgnoreHostKey()
+	var algos []string
 	if o.HostKey != "" {
 		pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(o.HostKey))
 		if err != nil {
 			return nil, fmt.Errorf("qemu: Options.HostKey: %w", err)
 		}
 		hostKey = ssh.FixedHostKey(pk)
+		algos = []string{pk.Type()}
 	}
 	cfg := &ssh.ClientConfig{
 		User:            o.User,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(o.Signer.Signer)},
 		HostKeyCallback: hostKey,
-		Timeout:         15 * time.Second,
+		// Ask for the pinned key's type: a guest with several host keys
+		// would otherwise present whichever the client prefers.
+		HostKeyAlgorithms: algos,
+		Timeout:           15 * time.Second,
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	nc, err := d.DialContext(ctx, "tcp", addr)

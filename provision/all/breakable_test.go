@@ -52,6 +52,7 @@ var breakable = map[string][]proof{
 	"firewall.rate-limit":   {{"provision/firewall", "TestDriftIsFoundAndRepaired", "ssh rate limit loosened", "limit rate 1000/60"}},
 	"firewall.persist":      {{"provision/firewall", "TestOfflineRoot", "tcp dport 5432 accept", `file /etc/bulwark/nftables.nft: differs: line 87: have "tcp dport 5432 accept"`}},
 	"ssh.daemon":            {{"provision/ssh", "TestDaemonOnRootfs", "password login switched on in the drop-in", "sshd -T: passwordauthentication yes"}},
+	"ssh.hostkeys":          {{"provision/ssh", "TestHostKeysOnRootfs", "first-boot unit disabled", "/etc/systemd/system/ssh.service.wants/bulwark-ssh-hostkeys.service"}},
 	"baseline.sysctl":       {{"provision/baseline", "TestBaselineOnRootfs", "later file overrides a value", "/etc/sysctl.d/99-zz-local.conf: net.ipv4.tcp_syncookies = 0"}},
 	"baseline.coredumps":    {{"provision/baseline", "TestBaselineOnRootfs", "coredump storage re-enabled", "Storage=external"}},
 	"baseline.tmp":          {{"provision/baseline", "TestBaselineOnRootfs", "tmp.mount without noexec", "Options=mode=1777,strictatime,nosuid,nodev,size"}},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // TmpUnit mounts a tmpfs on /tmp. A full unit in /etc/systemd/system (not
@@ -61,6 +62,9 @@ func (t *Tmp) Rows() []string { return tmpMeta.rows }
 func (t *Tmp) Apply(ctx context.Context, h host.Host) error {
 	if !t.Noexec {
 		return nil
+	}
+	if err := check.PreflightUnits(ctx, h, check.Meta{ID: t.ID()}, check.UnitFile{Path: TmpUnit, Data: []byte(tmpUnitContent)}); err != nil {
+		return err
 	}
 	if err := h.WriteFile(TmpUnit, []byte(tmpUnitContent), 0o644); err != nil {
 		return wrap(t.ID(), "write "+TmpUnit, err)

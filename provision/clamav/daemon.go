@@ -93,6 +93,9 @@ func (d *Daemon) Apply(ctx context.Context, h host.Host) error {
 	if err := convergeConf(h, daemonMeta, ClamdConf, append(d.set(), d.limits()...), tcpKeys); err != nil {
 		return err
 	}
+	if err := check.PreflightUnits(ctx, h, daemonMeta, check.UnitFile{Path: SocketDropIn, Data: d.dropIn()}); err != nil {
+		return err
+	}
 	if err := h.WriteFile(SocketDropIn, d.dropIn(), 0o644); err != nil {
 		return daemonMeta.Wrap("write "+SocketDropIn, err)
 	}

@@ -81,6 +81,9 @@ func (r *Role) Apply(ctx context.Context, h host.Host) error {
 	if err := h.WriteFile(InitSQL, []byte(initSQL), 0o644); err != nil {
 		return roleMeta.Wrap("write "+InitSQL, err)
 	}
+	if err := check.PreflightUnits(ctx, h, roleMeta, check.UnitFile{Path: initPath, Data: []byte(initService)}); err != nil {
+		return err
+	}
 	if err := h.WriteFile(initPath, []byte(initService), 0o644); err != nil {
 		return roleMeta.Wrap("write "+initPath, err)
 	}

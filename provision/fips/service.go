@@ -44,6 +44,9 @@ func (c *Service) Apply(ctx context.Context, h host.Host) error {
 	if !c.Enabled {
 		return c.m.Wrap("remove "+DropIn, h.Remove(DropIn))
 	}
+	if err := check.PreflightUnits(ctx, h, c.m, check.UnitFile{Path: DropIn, Data: dropIn}); err != nil {
+		return err
+	}
 	before := len(h.Changes())
 	if err := h.WriteFile(DropIn, dropIn, 0o644); err != nil {
 		return c.m.Wrap("write "+DropIn, err)

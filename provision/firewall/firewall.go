@@ -78,14 +78,17 @@ func (f *Firewall) Apply(ctx context.Context, h host.Host) error {
 	if f.renderErr != nil {
 		return f.renderErr
 	}
-	if err := f.rs.writePersist(h); err != nil {
+	if err := f.rs.writePersist(ctx, h); err != nil {
 		return err
 	}
 	if !h.Live() {
 		return nil
 	}
 	if d, ok := h.(dryRunner); ok && d.DryRun() {
-		f.opts.Report(fmt.Sprintf("firewall: dry run: table inet %s not touched", f.rs.Table))
+		if err := f.preflight(); err != nil {
+			return err
+		}
+		f.opts.Report(fmt.Sprintf("firewall: dry run: pre-flight passed in a scratch network namespace; table inet %s not touched", f.rs.Table))
 		return nil
 	}
 	_, err := f.ApplyKernel(ctx)
@@ -130,6 +133,9 @@ func (f *Firewall) ApplyKernel(ctx context.Context) (changed bool, err error) {
 	if len(diff(o.state(), live, f.rs.Table)) == 0 {
 		f.opts.Report(fmt.Sprintf("firewall: ruleset unchanged (table inet %s)", f.rs.Table))
 		return false, nil
+	}
+	if err := f.preflight(); err != nil {
+		return false, err
 	}
 	if err := o.queue(conn); err != nil {
 		return false, err

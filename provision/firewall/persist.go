@@ -4,12 +4,15 @@ package firewall
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	provcheck "github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Persistence: the same model, rendered as nft text, is loaded at boot by a
@@ -63,7 +66,18 @@ func (rs *Ruleset) persistFiles() []persistFile {
 	}
 }
 
-func (rs *Ruleset) writePersist(h host.Host) error {
+// writePersist writes the boot files; the unit and its sysinit.target
+// drop-in pass systemd-analyze verify first.
+func (rs *Ruleset) writePersist(ctx context.Context, h host.Host) error {
+	var units []provcheck.UnitFile
+	for _, f := range rs.persistFiles() {
+		if strings.HasPrefix(f.path, provcheck.UnitDir) {
+			units = append(units, provcheck.UnitFile{Path: f.path, Data: f.data})
+		}
+	}
+	if err := provcheck.PreflightUnits(ctx, h, provcheck.Meta{ID: "firewall.persist"}, units...); err != nil {
+		return err
+	}
 	for _, f := range rs.persistFiles() {
 		if err := h.WriteFile(f.path, f.data, f.perm); err != nil {
 			return fmt.Errorf("firewall: persist %s: %w", f.path, err)

@@ -55,13 +55,13 @@ func (c *Firstboot) Apply(ctx context.Context, h host.Host) error {
 	if err := h.WriteFile(PolicyFile, pol, 0o644); err != nil {
 		return c.m.Wrap("write "+PolicyFile, err)
 	}
-	units := []struct {
-		path string
-		data []byte
-	}{{UnitFile, renderUnit(c.LUKS)}, {PathFile, renderPath(c.LUKS)}, {ModulesLoadFile, renderModulesLoad()}}
-	for _, u := range units {
-		if err := writeUnit(h, u.path, u.data); err != nil {
-			return c.m.Wrap("write "+u.path, err)
+	units := []check.UnitFile{{Path: UnitFile, Data: renderUnit(c.LUKS)}, {Path: PathFile, Data: renderPath(c.LUKS)}}
+	if err := check.PreflightUnits(ctx, h, c.m, units...); err != nil {
+		return err
+	}
+	for _, u := range append(units, check.UnitFile{Path: ModulesLoadFile, Data: renderModulesLoad()}) {
+		if err := writeUnit(h, u.Path, u.Data); err != nil {
+			return c.m.Wrap("write "+u.Path, err)
 		}
 	}
 	for _, u := range firstbootUnits {

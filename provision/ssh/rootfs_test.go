@@ -132,3 +132,37 @@ func TestApplyCreatesGroupAndInclude(t *testing.T) {
 		t.Fatalf("second Apply: %v, %v; want no changes", err, h.Changes())
 	}
 }
+
+// TestHostKeysOnRootfs: ssh.hostkeys installs its first-boot unit (which
+// systemd-analyze accepts, through the pre-flight), converges, is broken
+// by disabling or editing the unit, and Seal leaves no host key in the
+// tree while Apply leaves existing keys alone.
+func TestHostKeysOnRootfs(t *testing.T) {
+	root := basetest.Copy(t)
+	cs := []provision.Control{&HostKeys{}}
+	keys, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*"))
+	if len(keys) == 0 {
+		t.Fatal("the base tree has no host keys to start with")
+	}
+	ct.Converge(t, root, cs)
+	if after, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*")); len(after) != len(keys) {
+		t.Fatalf("Apply touched the host keys: %d before, %d after", len(keys), len(after))
+	}
+	ct.RequireBreakable(t, root, cs, []ct.Breakage{
+		{Name: "first-boot unit disabled", Break: func(t *testing.T) { ct.Remove(t, root, hostKeyWants.WantsLink()) },
+			Control: hostKeysMeta.ID, Property: HostKeyUnit + " enabled", Evidence: hostKeyWants.WantsLink()},
+		{Name: "condition dropped from the unit", Break: func(t *testing.T) {
+			ct.Edit(t, root, HostKeyUnitFile, "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n", "")
+		}, Control: hostKeysMeta.ID, Property: "file " + HostKeyUnitFile, Evidence: "Before=ssh.service"},
+	})
+	h := ct.NewHost(t, root)
+	if err := (&HostKeys{}).Seal(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "etc/ssh/ssh_host_*")); len(left) != 0 {
+		t.Errorf("sealed tree still holds %v", left)
+	}
+	if len(h.Changes()) != len(keys) {
+		t.Errorf("seal recorded %d changes, want one per key (%d)", len(h.Changes()), len(keys))
+	}
+}

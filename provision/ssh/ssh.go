@@ -41,7 +41,7 @@ var Family = provision.Family{Name: "ssh", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
 func Controls(p *policies.Policy) []provision.Control {
-	return []provision.Control{&Daemon{SSH: p.SSH, Port: p.Network.SSHPort}}
+	return []provision.Control{&Daemon{SSH: p.SSH, Port: p.Network.SSHPort}, &HostKeys{}}
 }
 
 // Daemon is the control ssh.daemon: the whole sshd policy. It is one control,

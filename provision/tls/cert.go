@@ -69,6 +69,9 @@ func (c *Certificate) Apply(ctx context.Context, h host.Host) error {
 		}
 		return nil
 	}
+	if err := check.PreflightUnits(ctx, h, certMeta, check.UnitFile{Path: CertUnitFile, Data: []byte(certUnit)}); err != nil {
+		return err
+	}
 	if err := h.WriteFile(CertUnitFile, []byte(certUnit), 0o644); err != nil {
 		return fmt.Errorf("tls.certificate: write %s: %w", CertUnitFile, err)
 	}

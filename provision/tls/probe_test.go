@@ -29,8 +29,14 @@ func TestProbeAgainstRealNginx(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireTools(t, "nginx")
 	dir := t.TempDir()
-	if err := throwawayCert(dir); err != nil {
+	cert, key, err := throwawayCert()
+	if err != nil {
 		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"cert.pem": cert, "key.pem": key} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	site := SiteFrom(defaultPolicy(t))
 	site.HTTPPort, site.HTTPSPort, site.AdminPort = freePort(t), freePort(t), freePort(t)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -82,11 +83,25 @@ func (c *Units) files() ([]file, error) {
 	}, nil
 }
 
+// unitFiles is the systemd files among fs, for the pre-flight.
+func unitFiles(fs []file) []check.UnitFile {
+	var us []check.UnitFile
+	for _, f := range fs {
+		if strings.HasPrefix(f.path, check.UnitDir) {
+			us = append(us, check.UnitFile{Path: f.path, Data: f.data})
+		}
+	}
+	return us
+}
+
 // Apply writes the units and the policy, then enables the socket (the
 // service has no [Install]: the socket starts it on the first request).
 func (c *Units) Apply(ctx context.Context, h host.Host) error {
 	files, err := c.files()
 	if err != nil {
+		return err
+	}
+	if err := check.PreflightUnits(ctx, h, unitsMeta, unitFiles(files)...); err != nil {
 		return err
 	}
 	before := len(h.Changes())
