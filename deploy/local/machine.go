@@ -1,10 +1,10 @@
 //go:build linux
 
 // Package local is the local hypervisor target of the appliance component:
-// a Pulumi resource provider plugin (plain gRPC, see provider.go) whose
-// bulwark:local:Machine runs the built image under QEMU (TCG where there is
-// no KVM) as a detached process, and the Automation API driver behind
-// `bulwark deploy --target local`.
+// a Pulumi resource provider plugin (pulumi-go-provider's infer, see
+// provider.go) whose bulwark:local:Machine runs the built image under QEMU
+// (TCG where there is no KVM) as a detached process, and the Automation
+// API driver behind `bulwark deploy --target local`.
 package local
 
 import (
@@ -29,45 +29,49 @@ const UserDataFwCfg = "opt/bulwark/user-data"
 // Machine is the bulwark:local:Machine resource.
 type Machine struct{}
 
-// MachineArgs are the resource inputs.
+// MachineArgs are the resource inputs; the pulumi tags name the wire
+// properties (infer's mapper also reads json tags, so there are none).
 type MachineArgs struct {
-	Image   string `json:"image"` // qcow2 boot image; never written (an overlay is)
-	Kernel  string `json:"kernel,omitempty"`
-	Initrd  string `json:"initrd,omitempty"`
-	Cmdline string `json:"cmdline,omitempty"`
+	Image   string `pulumi:"image"` // qcow2 boot image; never written (an overlay is)
+	Kernel  string `pulumi:"kernel,optional"`
+	Initrd  string `pulumi:"initrd,optional"`
+	Cmdline string `pulumi:"cmdline,optional"`
 	// MemoryMiB and CPUs size the VM (defaults 2048 and 2).
-	MemoryMiB int `json:"memoryMiB,omitempty"`
-	CPUs      int `json:"cpus,omitempty"`
+	MemoryMiB int `pulumi:"memoryMiB,optional"`
+	CPUs      int `pulumi:"cpus,optional"`
 	// DataDiskGiB is the blank (sparse) data disk, /dev/vdb in the guest.
-	DataDiskGiB int `json:"dataDiskGiB"`
+	DataDiskGiB int `pulumi:"dataDiskGiB"`
 	// Ports are the guest TCP ports forwarded from 127.0.0.1 (22 always is).
-	Ports []int `json:"ports"`
-	// UserData carries the per-instance LUKS key; secret in state and
-	// handed to the guest through fw_cfg, never on a command line.
-	UserData string `json:"userData"`
+	Ports []int `pulumi:"ports,optional"`
+	// UserData carries the per-instance LUKS key; secret in inputs and
+	// state (provider:"secret") and handed to the guest through fw_cfg,
+	// never on a command line.
+	UserData string `pulumi:"userData" provider:"secret"`
 	// Health is "https" (GET HealthPath on forwarded 443) or "ssh" (an SSH
 	// banner on forwarded 22: images without the service).
-	Health     string `json:"health"`
-	HealthPath string `json:"healthPath,omitempty"`
-	AdminPort  int    `json:"adminPort"`
+	Health     string `pulumi:"health"`
+	HealthPath string `pulumi:"healthPath,optional"`
+	AdminPort  int    `pulumi:"adminPort"`
 	// StateDir holds one directory per machine (overlay, data disk, pid
 	// file, console log).
-	StateDir          string `json:"stateDir"`
-	BootTimeoutSecond int    `json:"bootTimeoutSeconds,omitempty"`
+	StateDir          string `pulumi:"stateDir"`
+	BootTimeoutSecond int    `pulumi:"bootTimeoutSeconds,optional"`
 }
 
-// MachineState is what Create records; Delete needs nothing else.
+// MachineState is what Create records; Delete needs nothing else. Its
+// own fields are optional so that Delete accepts a partial state (a
+// failed or hand-edited one) and still removes what it names.
 type MachineState struct {
 	MachineArgs
-	Dir        string         `json:"dir"`
-	Pid        int            `json:"pid"`
-	PidFile    string         `json:"pidFile"`
-	ConsoleLog string         `json:"consoleLog"`
-	Overlay    string         `json:"overlay"`
-	DataDisk   string         `json:"dataDisk"`
-	HostPorts  map[string]int `json:"hostPorts"` // guest port -> host port
-	URL        string         `json:"url"`
-	AdminURL   string         `json:"adminUrl"`
+	Dir        string         `pulumi:"dir,optional"`
+	Pid        int            `pulumi:"pid,optional"`
+	PidFile    string         `pulumi:"pidFile,optional"`
+	ConsoleLog string         `pulumi:"consoleLog,optional"`
+	Overlay    string         `pulumi:"overlay,optional"`
+	DataDisk   string         `pulumi:"dataDisk,optional"`
+	HostPorts  map[string]int `pulumi:"hostPorts,optional"` // guest port -> host port
+	URL        string         `pulumi:"url,optional"`
+	AdminURL   string         `pulumi:"adminUrl,optional"`
 }
 
 // Defaults for optional inputs.

@@ -4,23 +4,21 @@ package local
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/common/diag"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
-	"github.com/pulumi/pulumi/sdk/v3/go/pulumi/provider"
-	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
-	"google.golang.org/protobuf/types/known/emptypb"
-	"google.golang.org/protobuf/types/known/structpb"
+	p "github.com/pulumi/pulumi-go-provider"
+	"github.com/pulumi/pulumi-go-provider/infer"
+	"github.com/pulumi/pulumi/sdk/v3/go/property"
 )
 
-// The provider is written against the SDK's gRPC interface directly, not
-// with pulumi-go-provider: v1.4.1 imports pulumi/pkg/v3 (codegen/schema),
-// and the pkg v3.253.0 that go.mod pins does not compile against the SDK
-// v3.256.0 it also pins (pkg/v3/workspace uses SDK symbols that moved).
+// The provider is built with pulumi-go-provider's infer package: typed
+// inputs and outputs (MachineArgs/MachineState, RuleArgs), secrets from the
+// provider:"secret" tag, and only the lifecycle methods each resource
+// needs.
 
 // ProviderName and ProviderVersion identify the plugin to the engine.
 const (
@@ -34,179 +32,178 @@ const (
 // address as the argument and reads the port it prints. It returns when
 // the engine is done with it.
 func Serve(ctx context.Context) error {
-	return provider.MainContext(ctx, ProviderName, func(h *provider.HostClient) (pulumirpc.ResourceProviderServer, error) {
-		return &server{host: h}, nil
-	})
+	return p.RunProvider(ctx, ProviderName, ProviderVersion, Provider())
 }
 
-// server implements bulwark:local:Machine (a QEMU VM) and bulwark:local:Rule
+// Provider serves bulwark:local:Machine (a QEMU VM) and bulwark:local:Rule
 // (a recorded ingress rule: QEMU's forwards cannot filter by source, so on
 // this target the guest's nftables enforces the same policy; one resource
 // per rule, named like the AWS security group rules, makes a policy change
 // preview as an update of exactly the changed rule, never of the machine).
-type server struct {
-	pulumirpc.UnimplementedResourceProviderServer
-	host *provider.HostClient
+func Provider() p.Provider {
+	return infer.Provider(infer.Options{
+		Resources: []infer.InferredResource{
+			infer.Resource(&Machine{}),
+			infer.Resource(&Rule{}),
+		},
+	})
 }
 
-var opts = plugin.MarshalOptions{KeepUnknowns: true, KeepSecrets: true, KeepResources: true}
+// Machine: Create, Check, Diff and Delete; no Update, because a VM's disks
+// and forwards are fixed at start, so every input change replaces it.
+var (
+	_ infer.CustomCheck[MachineArgs]                        = (*Machine)(nil)
+	_ infer.CustomDiff[MachineArgs, MachineState]           = (*Machine)(nil)
+	_ infer.CustomDelete[MachineState]                      = (*Machine)(nil)
+	_ infer.ExplicitDependencies[MachineArgs, MachineState] = (*Machine)(nil)
+)
 
-func (s *server) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: ProviderVersion}, nil
-}
-
-func (s *server) GetSchema(context.Context, *pulumirpc.GetSchemaRequest) (*pulumirpc.GetSchemaResponse, error) {
-	return &pulumirpc.GetSchemaResponse{Schema: `{"name":"bulwark","version":"` + ProviderVersion + `"}`}, nil
-}
-
-func (s *server) CheckConfig(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	return &pulumirpc.CheckResponse{Inputs: req.GetNews()}, nil
-}
-
-func (s *server) DiffConfig(context.Context, *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
-}
-
-// Configure accepts secrets so the user data arrives as a secret, not as
-// a plain value the engine would have to unwrap.
-func (s *server) Configure(context.Context, *pulumirpc.ConfigureRequest) (*pulumirpc.ConfigureResponse, error) {
-	return &pulumirpc.ConfigureResponse{AcceptSecrets: true, SupportsPreview: true}, nil
-}
-
-func (s *server) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
-	return &emptypb.Empty{}, nil
+// Annotate sets the token: infer would derive "local:Machine" from the Go
+// type too, but the token is an interface the program relies on.
+func (m *Machine) Annotate(a infer.Annotator) {
+	a.SetToken("local", "Machine")
+	a.Describe(m, "The appliance image running under QEMU with a data disk and secret user data.")
 }
 
 // Check validates machine inputs up front, so bad input fails the preview
-// and nothing is created.
-func (s *server) Check(_ context.Context, req *pulumirpc.CheckRequest) (*pulumirpc.CheckResponse, error) {
-	resp := &pulumirpc.CheckResponse{Inputs: req.GetNews()}
-	if resource.URN(req.GetUrn()).Type() != MachineToken {
-		return resp, nil
+// and nothing is created. Inputs still unknown during a preview are left
+// to Create, which validates again.
+func (m *Machine) Check(ctx context.Context, req infer.CheckRequest) (infer.CheckResponse[MachineArgs], error) {
+	in, failures, err := infer.DefaultCheck[MachineArgs](ctx, req.NewInputs)
+	if err != nil || len(failures) > 0 || property.New(req.NewInputs).HasComputed() {
+		return infer.CheckResponse[MachineArgs]{Inputs: in, Failures: failures}, err
 	}
-	var in MachineArgs
-	if err := decode(req.GetNews(), &in); err != nil {
-		return nil, err
+	return infer.CheckResponse[MachineArgs]{Inputs: in, Failures: checkFailures(in.validate())}, nil
+}
+
+// checkFailures turns validate's joined errors into one failure each.
+func checkFailures(err error) []p.CheckFailure {
+	if err == nil {
+		return nil
 	}
-	if err := in.validate(); err != nil {
-		resp.Failures = []*pulumirpc.CheckFailure{{Reason: err.Error()}}
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var out []p.CheckFailure
+	for _, e := range errs {
+		out = append(out, p.CheckFailure{Reason: e.Error()})
+	}
+	return out
+}
+
+// Create starts the VM and waits until it is healthy; a preview only
+// validates (outputs other than the inputs stay unknown).
+func (m *Machine) Create(ctx context.Context, req infer.CreateRequest[MachineArgs]) (infer.CreateResponse[MachineState], error) {
+	st, err := createMachine(ctx, req.Name, req.Inputs, req.DryRun, engineLog(ctx))
+	if err != nil || req.DryRun {
+		return infer.CreateResponse[MachineState]{Output: st}, err
+	}
+	return infer.CreateResponse[MachineState]{ID: strconv.Itoa(st.Pid), Output: st}, nil
+}
+
+// Diff marks every changed input as a replacement and asks for delete
+// before replace: two VMs of one appliance would compete for the same
+// state directory and host resources (infer's default diff cannot ask
+// for that).
+func (m *Machine) Diff(_ context.Context, req infer.DiffRequest[MachineArgs, MachineState]) (infer.DiffResponse, error) {
+	keys := changedKeys(req.State.MachineArgs, req.Inputs)
+	resp := infer.DiffResponse{HasChanges: len(keys) > 0, DeleteBeforeReplace: true,
+		DetailedDiff: map[string]p.PropertyDiff{}}
+	for _, k := range keys {
+		resp.DetailedDiff[k] = p.PropertyDiff{Kind: p.UpdateReplace, InputDiff: true}
 	}
 	return resp, nil
 }
 
-// Diff: a Rule changes in place; any change of a Machine's inputs replaces
-// it (a VM's disks and forwards are fixed at start).
-func (s *server) Diff(_ context.Context, req *pulumirpc.DiffRequest) (*pulumirpc.DiffResponse, error) {
-	olds, err := plugin.UnmarshalProperties(req.GetOldInputs(), opts)
-	if err != nil {
-		return nil, fmt.Errorf("local: diff: %w", err)
-	}
-	news, err := plugin.UnmarshalProperties(req.GetNews(), opts)
-	if err != nil {
-		return nil, fmt.Errorf("local: diff: %w", err)
-	}
-	d := olds.Diff(news)
-	if d == nil || !d.AnyChanges() {
-		return &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_NONE}, nil
-	}
+// changedKeys compares two argument sets by their wire names.
+func changedKeys(old, next MachineArgs) []string {
+	a, b := wireFields(old), wireFields(next)
 	var keys []string
-	for _, k := range d.ChangedKeys() {
-		keys = append(keys, string(k))
+	for k, v := range a {
+		if !reflect.DeepEqual(v, b[k]) {
+			keys = append(keys, k)
+		}
 	}
-	resp := &pulumirpc.DiffResponse{Changes: pulumirpc.DiffResponse_DIFF_SOME, Diffs: keys}
-	if resource.URN(req.GetUrn()).Type() == MachineToken {
-		resp.Replaces = keys
-		resp.DeleteBeforeReplace = true
-	}
-	return resp, nil
+	slices.Sort(keys)
+	return keys
 }
 
-func (s *server) Create(ctx context.Context, req *pulumirpc.CreateRequest) (*pulumirpc.CreateResponse, error) {
-	urn := resource.URN(req.GetUrn())
-	if urn.Type() != MachineToken {
-		return &pulumirpc.CreateResponse{Id: urn.Name(), Properties: req.GetProperties()}, nil
+// wireFields maps a struct's pulumi-tagged fields, embedded ones
+// included, to their values by wire name; empty slices and maps become
+// nil so that an empty list equals an absent one.
+func wireFields(v any) map[string]any {
+	out := map[string]any{}
+	rv := reflect.ValueOf(v)
+	for i := range rv.NumField() {
+		f, fv := rv.Type().Field(i), rv.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, wireFields(fv.Interface()))
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("pulumi"), ",")
+		if name == "" {
+			continue
+		}
+		out[name] = fv.Interface()
+		if (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.Len() == 0 {
+			out[name] = nil
+		}
 	}
-	var in MachineArgs
-	if err := decode(req.GetProperties(), &in); err != nil {
-		return nil, err
-	}
-	st, err := createMachine(ctx, urn.Name(), in, req.GetPreview(), s.logger(ctx, urn))
-	if err != nil {
-		return nil, err
-	}
-	if req.GetPreview() {
-		// Outputs stay unknown until the VM exists.
-		return &pulumirpc.CreateResponse{Properties: req.GetProperties()}, nil
-	}
-	props, err := encode(st)
-	if err != nil {
-		return nil, err
-	}
-	return &pulumirpc.CreateResponse{Id: strconv.Itoa(st.Pid), Properties: props}, nil
+	return out
 }
 
-// Update only ever happens to Rules (Machines are replaced): record the
-// new inputs.
-func (s *server) Update(_ context.Context, req *pulumirpc.UpdateRequest) (*pulumirpc.UpdateResponse, error) {
-	return &pulumirpc.UpdateResponse{Properties: req.GetNews()}, nil
+// Delete stops QEMU and removes the overlay, data disk and logs.
+func (m *Machine) Delete(ctx context.Context, req infer.DeleteRequest[MachineState]) (infer.DeleteResponse, error) {
+	return infer.DeleteResponse{}, deleteMachine(req.State, engineLog(ctx))
 }
 
-func (s *server) Delete(ctx context.Context, req *pulumirpc.DeleteRequest) (*emptypb.Empty, error) {
-	urn := resource.URN(req.GetUrn())
-	if urn.Type() != MachineToken {
-		return &emptypb.Empty{}, nil
-	}
-	var st MachineState
-	if err := decode(req.GetProperties(), &st); err != nil {
-		return nil, err
-	}
-	return &emptypb.Empty{}, deleteMachine(st, s.logger(ctx, urn))
+// WireDependencies keeps the user data secret in state whatever the
+// engine sent: the default flow only copies secretness from the input.
+func (m *Machine) WireDependencies(f infer.FieldSelector, _ *MachineArgs, out *MachineState) {
+	f.OutputField(&out.UserData).AlwaysSecret()
 }
 
-// Read returns the recorded state (refresh does not probe the VM).
-func (s *server) Read(_ context.Context, req *pulumirpc.ReadRequest) (*pulumirpc.ReadResponse, error) {
-	return &pulumirpc.ReadResponse{Id: req.GetId(), Properties: req.GetProperties(), Inputs: req.GetInputs()}, nil
+// Rule is the bulwark:local:Rule resource: a recorded ingress rule that
+// changes in place (it has Update, so infer's diff never replaces it).
+type Rule struct{}
+
+// RuleArgs are a rule's inputs and, unchanged, its state.
+type RuleArgs struct {
+	Proto       string   `pulumi:"proto"`
+	Port        int      `pulumi:"port"`
+	CIDRv4      []string `pulumi:"cidrV4,optional"`
+	CIDRv6      []string `pulumi:"cidrV6,optional"`
+	Description string   `pulumi:"description,optional"`
 }
 
-func (s *server) logger(ctx context.Context, urn resource.URN) logFunc {
+var _ infer.CustomUpdate[RuleArgs, RuleArgs] = (*Rule)(nil)
+
+// Annotate sets the token the program registers rules with.
+func (r *Rule) Annotate(a infer.Annotator) {
+	a.SetToken("local", "Rule")
+	a.Describe(r, "An ingress rule of the policy, enforced by the guest's nftables.")
+}
+
+// Create records the rule; its ID is the resource name.
+func (r *Rule) Create(_ context.Context, req infer.CreateRequest[RuleArgs]) (infer.CreateResponse[RuleArgs], error) {
+	return infer.CreateResponse[RuleArgs]{ID: req.Name, Output: req.Inputs}, nil
+}
+
+// Update records the new inputs (a new admin CIDR, say).
+func (r *Rule) Update(_ context.Context, req infer.UpdateRequest[RuleArgs, RuleArgs]) (infer.UpdateResponse[RuleArgs], error) {
+	return infer.UpdateResponse[RuleArgs]{Output: req.Inputs}, nil
+}
+
+// engineLog sends progress to the engine, which `bulwark deploy` streams:
+// status lines replace each other, plain lines stay in the log.
+func engineLog(ctx context.Context) logFunc {
+	l := p.GetLogger(ctx)
 	return func(status bool, format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
 		if status {
-			_ = s.host.LogStatus(ctx, diag.Info, urn, msg)
+			l.InfoStatusf(format, args...)
 			return
 		}
-		_ = s.host.Log(ctx, diag.Info, urn, msg)
+		l.Infof(format, args...)
 	}
-}
-
-// decode turns wire properties (secrets unwrapped) into a Go struct.
-func decode(in *structpb.Struct, dst any) error {
-	props, err := plugin.UnmarshalProperties(in, plugin.MarshalOptions{KeepUnknowns: false})
-	if err != nil {
-		return fmt.Errorf("local: decode properties: %w", err)
-	}
-	data, err := json.Marshal(props.Mappable())
-	if err != nil {
-		return fmt.Errorf("local: decode properties: %w", err)
-	}
-	if err := json.Unmarshal(data, dst); err != nil {
-		return fmt.Errorf("local: decode properties: %w", err)
-	}
-	return nil
-}
-
-// encode is decode's inverse; userData goes back as a secret so the key
-// never lands in plain state.
-func encode(st MachineState) (*structpb.Struct, error) {
-	data, err := json.Marshal(st)
-	if err != nil {
-		return nil, fmt.Errorf("local: encode state: %w", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("local: encode state: %w", err)
-	}
-	props := resource.NewPropertyMapFromMap(m)
-	props["userData"] = resource.MakeSecret(resource.NewStringProperty(st.UserData))
-	return plugin.MarshalProperties(props, opts)
 }
