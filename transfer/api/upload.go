@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/policies"
@@ -176,16 +177,21 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 	}
 	defer blob.Abort()
 	sum := sha256.New()
-	n, readErr, scanErr := pump(r.Body, blob, sum, stream)
-	if readErr != nil || n != r.ContentLength {
+	p := pump(r.Body, blob, sum, stream)
+	switch {
+	case p.scanErr != nil: // clamd failing stops the reading: not the client's fault
 		stream.Abort()
-		return nil, http.StatusBadRequest, fmt.Errorf("truncated upload: got %d of %d bytes", n, r.ContentLength)
-	}
-	if scanErr != nil {
-		stream.Abort()
-		s.cfg.Log.Error("upload refused: scanner", "err", scanErr)
+		s.cfg.Log.Error("upload refused: scanner", "err", p.scanErr)
 		return nil, http.StatusServiceUnavailable, errors.New("virus scanner unavailable; upload refused, try again later")
+	case p.blobErr != nil:
+		stream.Abort()
+		s.cfg.Log.Error("upload", "err", p.blobErr)
+		return nil, http.StatusInternalServerError, errors.New("could not store the file")
+	case p.readErr != nil || p.n != r.ContentLength:
+		stream.Abort()
+		return nil, http.StatusBadRequest, fmt.Errorf("truncated upload: got %d of %d bytes", p.n, r.ContentLength)
 	}
+	n := p.n
 	verdict, err, syncErr := finishScan(stream, blob)
 	if err != nil {
 		s.cfg.Log.Error("upload refused: scanner", "err", err)
@@ -246,56 +252,105 @@ func finishScan(stream *scan.Stream, blob *store.BlobWriter) (v scan.Verdict, sc
 	return v, scanErr, <-synced // always waited for: the caller closes the blob next
 }
 
-const chunk = 1 << 20
+const (
+	chunk = 1 << 20
+	// ring is how many chunks one upload may hold: the three consumers run
+	// up to this far apart, so a stall in one (a disk write, a clamd read)
+	// does not stop the others. Memory is ring MiB per upload.
+	ring = 8
+)
 
-// pump copies body to the blob and the hash, and hands each chunk to a
-// goroutine that feeds clamd, so disk, hashing and the scanner's socket work
-// in parallel. Memory is bounded by three chunks whatever the file size.
-func pump(body io.Reader, blob io.Writer, sum hash.Hash, stream *scan.Stream) (n int64, readErr, scanErr error) {
-	free := make(chan []byte, 3)
-	for range 3 {
-		free <- make([]byte, chunk)
+// pumped is what pump did: bytes read and the first error of each part.
+type pumped struct {
+	n                         int64
+	readErr, blobErr, scanErr error
+}
+
+// pump reads body into a ring of chunks and hands every chunk to clamd, the
+// blob and the hash, each fed by its own goroutine: the three run in
+// parallel, clamd's verdict waits on none of the others, and a chunk is
+// reused only once all three are done with it. The first failure stops the
+// reading.
+func pump(body io.Reader, blob io.Writer, sum hash.Hash, stream io.Writer) pumped {
+	stop := make(chan struct{})
+	var once sync.Once
+	halt := func() { once.Do(func() { close(stop) }) }
+	sinks := []*sink{startSink(stream, halt), startSink(blob, halt), startSink(sum, halt)}
+	bufs := make([][]byte, ring)
+	var p pumped
+	for i := 0; ; i++ {
+		if i >= ring { // the chunk about to be reused must be free
+			for _, s := range sinks {
+				<-s.done
+			}
+		}
+		if bufs[i%ring] == nil {
+			bufs[i%ring] = store.NewBlobBuffer(chunk) // aligned: the blob bypasses the page cache
+		}
+		if !p.read(body, bufs[i%ring], sinks, stop) {
+			break
+		}
 	}
-	full := make(chan []byte, 3)
-	done := make(chan error, 1)
+	for _, s := range sinks {
+		s.wait()
+	}
+	p.scanErr, p.blobErr = sinks[0].err, sinks[1].err
+	return p
+}
+
+// read fills buf from body and hands what it got to the sinks; false when
+// the body has ended or reading must stop.
+func (p *pumped) read(body io.Reader, buf []byte, sinks []*sink, stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return false
+	default:
+	}
+	k, err := io.ReadFull(body, buf)
+	if k > 0 {
+		p.n += int64(k)
+		for _, s := range sinks {
+			s.in <- buf[:k]
+		}
+	}
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		p.readErr = err
+	}
+	return err == nil
+}
+
+// sink writes the chunks it is given, in order, in its own goroutine, and
+// reports each one done. After an error it only reports: the data is of no
+// use any more, but the chunks must still come free.
+type sink struct {
+	in   chan []byte
+	done chan struct{}
+	end  chan struct{}
+	err  error // read only after end is closed
+}
+
+func startSink(w io.Writer, halt func()) *sink {
+	s := &sink{in: make(chan []byte, ring), done: make(chan struct{}, ring), end: make(chan struct{})}
 	go func() {
-		var err error
-		for b := range full {
-			if err == nil {
-				_, err = stream.Write(b)
+		defer close(s.end)
+		for b := range s.in {
+			if s.err == nil {
+				if _, s.err = w.Write(b); s.err != nil {
+					halt()
+				}
 			}
-			free <- b[:cap(b)]
+			s.done <- struct{}{}
 		}
-		done <- err
 	}()
-	for {
-		buf := <-free
-		k, err := io.ReadFull(body, buf)
-		if k > 0 {
-			n += int64(k)
-			// clamd gets the chunk first and reads it while it is written
-			// and hashed here. Both only read buf; the feeder may put it
-			// back on free early, but only this loop takes from free, after
-			// it is done with buf.
-			full <- buf[:k]
-			if _, werr := blob.Write(buf[:k]); werr != nil {
-				readErr = fmt.Errorf("write blob: %w", werr)
-			}
-			sum.Write(buf[:k])
-		}
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			break
-		}
-		if err != nil || readErr != nil {
-			if readErr == nil {
-				readErr = err
-			}
-			break
-		}
-	}
-	close(full)
-	scanErr = <-done
-	return n, readErr, scanErr
+	return s
+}
+
+// wait closes the sink's input and waits until it has written everything.
+// done never blocks the goroutine: it holds ring tokens and pump takes one
+// before handing over each chunk past the first ring.
+func (s *sink) wait() {
+	close(s.in)
+	<-s.end
 }
 
 // send creates one 384-bit link per recipient (only hashes are stored) and

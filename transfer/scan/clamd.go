@@ -73,10 +73,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 		chunk := p[:min(len(p), maxChunk)]
 		s.deadline()
 		binary.BigEndian.PutUint32(s.hdr[:], uint32(len(chunk)))
-		if _, err := s.conn.Write(s.hdr[:]); err != nil {
-			return n, s.fail(err)
-		}
-		if _, err := s.conn.Write(chunk); err != nil {
+		// One writev for length and data: half the system calls of two
+		// writes, on a path that carries every uploaded byte.
+		bufs := net.Buffers{s.hdr[:], chunk}
+		if _, err := bufs.WriteTo(s.conn); err != nil {
 			return n, s.fail(err)
 		}
 		n += len(chunk)
