@@ -96,17 +96,28 @@ func diffSets(want, got []setState) []drift {
 
 func diffElements(w, g setState) []drift {
 	var out []drift
+	have, want := rangeSet(g.Ranges), rangeSet(w.Ranges)
 	for _, r := range w.Ranges {
-		if !slices.Contains(g.Ranges, r) {
+		if !have[r] {
 			out = append(out, drift{setTopic(w.Name), "set " + w.Name + " element " + r.String(), "present", "missing"})
 		}
 	}
 	for _, r := range g.Ranges {
-		if !slices.Contains(w.Ranges, r) {
+		if !want[r] {
 			out = append(out, drift{setTopic(w.Name), "set " + w.Name + " element " + r.String(), "absent", "extra element"})
 		}
 	}
 	return out
+}
+
+// rangeSet indexes ranges for lookup: sets of 10 000 networks compared
+// element by element would be quadratic.
+func rangeSet(rs []Range) map[Range]bool {
+	m := make(map[Range]bool, len(rs))
+	for _, r := range rs {
+		m[r] = true
+	}
+	return m
 }
 
 func diffChains(want, got []chainState) []drift {

@@ -129,6 +129,29 @@ func intervalElements(rs []Range) []nftables.SetElement {
 	return out
 }
 
+// elemsPerMessage bounds the elements of one netlink message. A message's
+// element list is one nested attribute, whose length field is 16 bits: past
+// 64 KiB it wraps, and the kernel silently keeps only the elements before
+// the wrap (found by the pre-flight's read-back with 10 000 networks). 512
+// interval elements stay far below that; the chunks are separate messages
+// of the same batch, so the swap stays atomic.
+const elemsPerMessage = 512
+
+// elementChunks splits els into runs of at most max elements without
+// separating an interval's start from its end.
+func elementChunks(els []nftables.SetElement, max int) [][]nftables.SetElement {
+	var out [][]nftables.SetElement
+	for len(els) > 0 {
+		n := min(max, len(els))
+		if n > 1 && n < len(els) && els[n].IntervalEnd {
+			n-- // keep the pair together: the end goes with its start
+		}
+		out = append(out, els[:n])
+		els = els[n:]
+	}
+	return out
+}
+
 // queue adds the whole replacement to conn's batch: create-if-missing,
 // delete, recreate. Inside one transaction this swaps our table whole, so
 // the kernel commits either the new ruleset or nothing; no other table is
@@ -138,8 +161,13 @@ func (o objects) queue(conn *nftables.Conn) error {
 	conn.DelTable(o.table)
 	conn.AddTable(o.table)
 	for i, s := range o.sets {
-		if err := conn.AddSet(s, o.elems[i]); err != nil {
+		if err := conn.AddSet(s, nil); err != nil {
 			return fmt.Errorf("firewall: queue set %q: %w", s.Name, err)
+		}
+		for _, part := range elementChunks(o.elems[i], elemsPerMessage) {
+			if err := conn.SetAddElements(s, part); err != nil {
+				return fmt.Errorf("firewall: queue set %q elements: %w", s.Name, err)
+			}
 		}
 	}
 	for _, c := range o.chains {

@@ -141,3 +141,52 @@ func runOut(n *netns, name string, args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.name, name}, args...)...).CombinedOutput()
 	return string(out), err
 }
+
+// TestLargeSetsLoadWhole: 10 000 admin networks reach the kernel whole.
+// One netlink message per set wrapped its 16-bit attribute length and the
+// kernel kept only the first ~170 elements, silently; the pre-flight's
+// read-back found it. Now the apply (pre-flight included) succeeds and the
+// live sets read back equal to the model, element for element.
+func TestLargeSetsLoadWhole(t *testing.T) {
+	ns := newNetns(t, "big")
+	f := New(benchNetwork(t, 10000), Options{Conn: ns.conn(t), Report: func(string) {}})
+	if changed, err := f.ApplyKernel(context.Background()); err != nil || !changed {
+		t.Fatalf("apply 10 000 networks: changed=%v err=%v", changed, err)
+	}
+	ds, _, err := f.drifts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds[:min(len(ds), 5)] {
+		t.Errorf("%s: expected %s, live %s", d.What, d.Expected, d.Actual)
+	}
+	if n := strings.Count(ns.nft(t, "list", "set", "inet", "bulwark", "ssh_admin4"), "/24"); n != 10000 {
+		t.Errorf("nft lists %d networks in ssh_admin4, want 10000", n)
+	}
+}
+
+func TestElementChunks(t *testing.T) {
+	start := func() nftables.SetElement { return nftables.SetElement{} }
+	end := func() nftables.SetElement { return nftables.SetElement{IntervalEnd: true} }
+	tests := []struct {
+		name string
+		els  []nftables.SetElement
+		max  int
+		want []int // chunk lengths
+	}{
+		{"empty", nil, 4, nil},
+		{"fits", []nftables.SetElement{start(), end()}, 4, []int{2}},
+		{"split between pairs", []nftables.SetElement{start(), end(), start(), end()}, 2, []int{2, 2}},
+		{"never splits a pair", []nftables.SetElement{start(), end(), start(), end(), start(), end()}, 3, []int{2, 2, 2}},
+		{"open-ended last range", []nftables.SetElement{start(), end(), start()}, 2, []int{2, 1}},
+	}
+	for _, tt := range tests {
+		var got []int
+		for _, c := range elementChunks(tt.els, tt.max) {
+			got = append(got, len(c))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: chunks %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
