@@ -237,6 +237,7 @@ func deployedVolume(t *testing.T, keyPath string, ports map[int]int, state strin
 		t.Fatalf("BULWARK_E2E_KEY: %v", err)
 	}
 	ssh := func(cmd string) (string, error) { return deploySSH(ports[22], op.Signer, cmd) }
+	waitDeploySSH(t, ssh, 5*time.Minute)
 	first := volumeState(t, ssh)
 	key := deliveredKey(t, ssh)
 	// Everything under the state dir but the VM's disks (a 20 GiB sparse
@@ -351,6 +352,26 @@ func grepTree(t *testing.T, dir, skip string, needles ...string) []string {
 
 // deploySSH runs cmd as the e2e operator on the deployed VM's forwarded
 // SSH port and returns its combined output.
+// waitDeploySSH waits for a login. Healthy means the transfer service
+// answers on 443; sshd is a separate unit that, on an instance's first
+// boot, starts only after the instance has made its own host keys, so it
+// may come up after the health check passed.
+func waitDeploySSH(t *testing.T, ssh func(string) (string, error), limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		_, err := ssh("true")
+		if err == nil {
+			t.Logf("ssh into the deployed appliance after %s", time.Since(start).Round(time.Second))
+			return
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("no ssh into the deployed appliance within %s: %v", limit, err)
+		}
+		time.Sleep(5 * time.Second)
+	}
+}
+
 func deploySSH(port int, signer cryptossh.Signer, cmd string) (string, error) {
 	c, err := cryptossh.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port), &cryptossh.ClientConfig{
 		User: e2eUser, Auth: []cryptossh.AuthMethod{cryptossh.PublicKeys(signer)},
