@@ -69,8 +69,9 @@ func (rs *Ruleset) persistFiles() []persistFile {
 // writePersist writes the boot files; the unit and its sysinit.target
 // drop-in pass systemd-analyze verify first.
 func (rs *Ruleset) writePersist(ctx context.Context, h host.Host) error {
+	files := rs.persistFiles() // renders the whole ruleset text: once
 	var units []provcheck.UnitFile
-	for _, f := range rs.persistFiles() {
+	for _, f := range files {
 		if strings.HasPrefix(f.path, provcheck.UnitDir) {
 			units = append(units, provcheck.UnitFile{Path: f.path, Data: f.data})
 		}
@@ -78,7 +79,7 @@ func (rs *Ruleset) writePersist(ctx context.Context, h host.Host) error {
 	if err := provcheck.PreflightUnits(ctx, h, provcheck.Meta{ID: "firewall.persist"}, units...); err != nil {
 		return err
 	}
-	for _, f := range rs.persistFiles() {
+	for _, f := range files {
 		if err := h.WriteFile(f.path, f.data, f.perm); err != nil {
 			return fmt.Errorf("firewall: persist %s: %w", f.path, err)
 		}
