@@ -1,7 +1,7 @@
-# Debian 12 appliance, built here end to end from the base disk that
-# `make base` debootstraps (images/base). The base has no bootloader, so
-# QEMU boots its kernel directly (kernel/initrd/kernel_append); with an
-# empty kernel the disk's own bootloader is used.
+# Debian 13 appliance, built here end to end from the base disk that
+# `make base` debootstraps (images/base). The build VM boots the disk the
+# way every platform will: through firmware (SeaBIOS here) into the disk's
+# own GRUB, which also boots under UEFI with Secure Boot (images/base/boot.go).
 #
 #   make image            # base → packer init/validate/build → evidence
 #
@@ -30,24 +30,6 @@ variable "base_image_checksum" {
   type        = string
   default     = "none"
   description = "Checksum of base_image (e.g. sha256:…); make passes the one it computed."
-}
-
-variable "kernel" {
-  type        = string
-  default     = ""
-  description = "Kernel for direct boot; empty boots the disk's own bootloader."
-}
-
-variable "initrd" {
-  type        = string
-  default     = ""
-  description = "Initramfs for direct boot (optional)."
-}
-
-variable "kernel_append" {
-  type        = string
-  default     = "root=/dev/vda1 rw console=ttyS0,115200n8 net.ifnames=0"
-  description = "Kernel command line for direct boot."
 }
 
 variable "accelerator" {
@@ -180,11 +162,6 @@ locals {
   image       = "${var.output_dir}/${var.vm_name}.${var.format}"
   results_dir = var.results_dir
   evidence_dir = var.evidence_dir == "" ? "${var.output_dir}/evidence" : var.evidence_dir
-  # Direct kernel boot only when a kernel is given; an empty initrd is left out.
-  direct_boot = var.kernel == "" ? [] : concat(
-    [["-kernel", var.kernel], ["-append", var.kernel_append]],
-    var.initrd == "" ? [] : [["-initrd", var.initrd]],
-  )
 }
 
 source "qemu" "debian" {
@@ -200,7 +177,6 @@ source "qemu" "debian" {
   cpus             = var.cpus
   net_device       = var.net_device
   disk_interface   = var.disk_interface
-  qemuargs         = local.direct_boot
   output_directory = var.output_dir
   vm_name          = "${var.vm_name}.${var.format}"
 

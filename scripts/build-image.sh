@@ -102,7 +102,6 @@ j() { jq -er "$1" "$BASE_JSON"; }
 packer_vars() {
 	VARS=(
 		-var "base_image=$(j .path)"
-		-var "kernel=$(j .kernel)" -var "initrd=$(j .initrd)" -var "kernel_append=$(j .cmdline)"
 		-var "ssh_private_key_file=$(j .build_key)" -var "build_public_key=$(j .build_public_key)"
 		-var "bulwark_binary=$GUEST_BIN/bulwark" -var "transferd_binary=$GUEST_BIN/transferd"
 		-var "accelerator=$ACCELERATOR" -var "format=$PACKER_FORMAT" -var "vmdk=$VMDK"

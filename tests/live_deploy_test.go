@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/netip"
@@ -21,7 +20,6 @@ import (
 	cryptossh "golang.org/x/crypto/ssh"
 
 	"github.com/bulwark-appliance/bulwark/deploy/local"
-	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
@@ -35,9 +33,8 @@ import (
 // With BULWARK_IMAGE (a `make image` qcow2; `make e2e` sets it) the
 // health check is transferd's /healthz over HTTPS on 443, through nginx;
 // without it the base disk is used and the check is the SSH banner on 22,
-// because the base image has no HTTPS service. The built image has no
-// bootloader, so the kernel, initrd and command line come from the base it
-// was built on (BULWARK_E2E_BASE, else the cached base disk).
+// because the base image has no HTTPS service. Either boots through
+// OVMF with Secure Boot enforced, into the image's own shim and GRUB.
 //
 // With BULWARK_E2E_KEY too (the e2e build's operator key) the test also
 // looks inside: the data volume is LUKS2, unlocked from the key delivered
@@ -56,14 +53,11 @@ func TestLiveDeployLocal(t *testing.T) {
 	bin := offBuildBulwark(t)
 	state := t.TempDir()
 	args := []string{"deploy", "--target", "local", "--state", state, "--pulumi", pulumiBin, "--memory", "1024"}
-	boot := deployBootDisk(t, d)
-	machine := local.Config{Image: os.Getenv("BULWARK_IMAGE"), Health: "https",
-		Kernel: boot.Kernel, Initrd: boot.Initrd, Cmdline: boot.Cmdline}
+	machine := local.Config{Image: os.Getenv("BULWARK_IMAGE"), Health: "https", Firmware: string(qemu.SecureBoot)}
 	if machine.Image == "" {
 		machine.Image, machine.Health = d.Path, "ssh"
 	}
-	args = append(args, "--kernel", machine.Kernel, "--initrd", machine.Initrd, "--cmdline", machine.Cmdline,
-		"--image", machine.Image, "--health", machine.Health)
+	args = append(args, "--firmware", machine.Firmware, "--image", machine.Image, "--health", machine.Health)
 
 	start := time.Now()
 	out, code := runBulwark(t, bin, args...)
@@ -143,25 +137,6 @@ func deployedVM(t *testing.T, out string) qemu.Detached {
 		t.Error("the secret user data file was left on disk after QEMU read it")
 	}
 	return vm
-}
-
-// deployBootDisk is the kernel, initrd and command line to boot with: the
-// built image's base (BULWARK_E2E_BASE) when given, else the base disk.
-func deployBootDisk(t *testing.T, d base.Disk) base.Disk {
-	t.Helper()
-	file := os.Getenv("BULWARK_E2E_BASE")
-	if file == "" {
-		return d
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatalf("BULWARK_E2E_BASE: %v", err)
-	}
-	var img base.Image
-	if err := json.Unmarshal(data, &img); err != nil {
-		t.Fatalf("BULWARK_E2E_BASE %s: %v", file, err)
-	}
-	return img.Disk
 }
 
 // reachable checks the appliance from outside: transferd's own health

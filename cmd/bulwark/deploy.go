@@ -49,9 +49,7 @@ generated into <state>/passphrase (mode 0600).`,
 	fl.BoolVar(&f.preview, "preview", false, "show the plan only")
 	m := &f.machine
 	fl.StringVar(&m.Image, "image", "", "boot image `QCOW2`")
-	fl.StringVar(&m.Kernel, "kernel", "", "kernel for direct boot (empty: the image's bootloader)")
-	fl.StringVar(&m.Initrd, "initrd", "", "initrd for direct boot")
-	fl.StringVar(&m.Cmdline, "cmdline", "", "kernel command line for direct boot")
+	fl.StringVar(&m.Firmware, "firmware", "uefi-secureboot", "firmware the VM boots the image's own bootloader with: uefi-secureboot (OVMF, Secure Boot enforced, as clouds), uefi, or bios (SeaBIOS)")
 	fl.IntVar(&m.MemoryMiB, "memory", 2048, "guest memory `MiB`")
 	fl.IntVar(&m.CPUs, "cpus", 2, "guest CPUs")
 	fl.StringVar(&m.Health, "health", "https", "health check: https (GET on 443) or ssh (banner on 22, images without the service)")

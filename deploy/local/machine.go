@@ -32,10 +32,11 @@ type Machine struct{}
 // MachineArgs are the resource inputs; the pulumi tags name the wire
 // properties (infer's mapper also reads json tags, so there are none).
 type MachineArgs struct {
-	Image   string `pulumi:"image"` // qcow2 boot image; never written (an overlay is)
-	Kernel  string `pulumi:"kernel,optional"`
-	Initrd  string `pulumi:"initrd,optional"`
-	Cmdline string `pulumi:"cmdline,optional"`
+	Image string `pulumi:"image"` // qcow2 boot image; never written (an overlay is)
+	// Firmware the VM boots the image through: "uefi-secureboot" (the
+	// default: OVMF with Secure Boot enforced, as clouds boot it), "uefi"
+	// or "bios" (SeaBIOS). The image's own bootloader always boots it.
+	Firmware string `pulumi:"firmware,optional"`
 	// MemoryMiB and CPUs size the VM (defaults 2048 and 2).
 	MemoryMiB int `pulumi:"memoryMiB,optional"`
 	CPUs      int `pulumi:"cpus,optional"`
@@ -189,10 +190,15 @@ func (st *MachineState) start(ctx context.Context) (qemu.Detached, error) {
 	if cpus == 0 {
 		cpus = defaultCPUs
 	}
+	fw := qemu.Firmware(st.Firmware)
+	if fw == "" {
+		// What a customer's hypervisor should offer: UEFI with Secure Boot.
+		fw = qemu.SecureBoot
+	}
 	opts := qemu.Options{
 		Disk: st.Overlay, ExtraDisks: []string{st.DataDisk},
-		Kernel: st.Kernel, Initrd: st.Initrd, Cmdline: st.Cmdline,
-		Memory: mem, CPUs: cpus, Forward: st.Ports,
+		Firmware: fw,
+		Memory:   mem, CPUs: cpus, Forward: st.Ports,
 		FwCfg: []qemu.FwCfg{{Name: UserDataFwCfg, File: secret}},
 	}
 	if _, err := os.Stat("/dev/kvm"); err == nil {

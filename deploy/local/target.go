@@ -14,8 +14,10 @@ import (
 
 // Config is what the local target needs besides the policy.
 type Config struct {
-	Image, Kernel, Initrd, Cmdline string
-	MemoryMiB, CPUs                int
+	Image string
+	// Firmware is qemu.BIOS, qemu.UEFI or qemu.SecureBoot ("" is SecureBoot).
+	Firmware        string
+	MemoryMiB, CPUs int
 	// Health is "https" for the built appliance image, "ssh" for images
 	// without the service (the base disk).
 	Health, HealthPath string
@@ -71,8 +73,7 @@ func (t *Target) Deploy(ctx *pulumi.Context, spec appliance.Spec) (*appliance.De
 	slices.Sort(ports)
 	c := t.Config
 	in := pulumi.Map{
-		"image": pulumi.String(c.Image), "kernel": pulumi.String(c.Kernel),
-		"initrd": pulumi.String(c.Initrd), "cmdline": pulumi.String(c.Cmdline),
+		"image": pulumi.String(c.Image), "firmware": pulumi.String(c.Firmware),
 		"memoryMiB": pulumi.Int(c.MemoryMiB), "cpus": pulumi.Int(c.CPUs),
 		"dataDiskGiB": pulumi.Int(spec.DataDiskGiB), "ports": pulumi.ToIntArray(ports),
 		"userData": spec.UserData, "health": pulumi.String(c.Health),

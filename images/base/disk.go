@@ -2,17 +2,18 @@
 
 package base
 
-// Disk turns a debootstrapped root directory into a bootable disk image
-// without privileges we may not have: no loop devices, no device-mapper,
-// no guestfs appliance. The root filesystem is made with `mkfs.ext4 -d`
-// (which copies a directory into a filesystem image file), the partition
-// table with sfdisk on a sparse file, and the two are joined with dd at the
-// partition's offset. qemu-img converts the result to qcow2.
+// Disk turns a debootstrapped root directory into a disk image that boots
+// through firmware (BIOS and UEFI with Secure Boot; see boot.go) without
+// privileges we may not have: no loop devices, no device-mapper, no
+// guestfs appliance. The root filesystem is made with `mkfs.ext4 -d`
+// (which copies a directory into a filesystem image file), the ESP with
+// mkfs.vfat and mtools, the partition table with sfdisk on a sparse file,
+// and the pieces are joined with dd at their partitions' offsets.
+// qemu-img converts the result to qcow2.
 //
-// Boot is direct kernel boot: the kernel and initrd are copied out of the
-// rootfs /boot next to the image and QEMU is given -kernel/-initrd/-append
-// (Disk.Cmdline). No bootloader is installed, so the image boots only that
-// way; the Packer template and the QEMU harness both do.
+// The kernel and initrd are also copied out next to the image: not to boot
+// it (every guest boots through firmware), but so firmware boot can be
+// measured against direct kernel boot of the same disk.
 
 import (
 	"bytes"
@@ -38,7 +39,7 @@ import (
 
 // diskFormat changes whenever the recipe below changes, so cached disks
 // built by an older recipe are not reused.
-const diskFormat = "disk-v1"
+const diskFormat = "disk-v2-firmware"
 
 // DiskOptions says how to build the disk. The zero value is usable except
 // that a guest without AuthorizedKeys cannot be reached over SSH.
@@ -65,6 +66,11 @@ type DiskOptions struct {
 type Disk struct {
 	Path    string `json:"path"`               // qcow2 image
 	RawPath string `json:"raw_path,omitempty"` // raw image when DiskOptions.Raw
+	// RootUUID is the root filesystem's UUID, which grub.cfg and fstab
+	// name it by (the disk's device name differs between platforms).
+	RootUUID string `json:"root_uuid"`
+	// Kernel, Initrd and Cmdline boot the same root directly, bypassing
+	// firmware and GRUB: only for measuring what firmware boot costs.
 	Kernel  string `json:"kernel"`
 	Initrd  string `json:"initrd"`
 	Cmdline string `json:"cmdline"`
@@ -74,10 +80,6 @@ type Disk struct {
 	Key     string `json:"key"` // cache key
 }
 
-// rootDevice is the root partition as the guest sees it: the first virtio
-// disk's first partition. The harness always attaches the image first.
-const rootDevice = "/dev/vda1"
-
 // BuildDisk builds (or reuses from the cache) a bootable disk from rootfsDir.
 // rootfsDir itself is never modified: customisations go to a copy.
 func BuildDisk(ctx context.Context, rootfsDir string, opts DiskOptions) (Disk, error) {
@@ -85,7 +87,7 @@ func BuildDisk(ctx context.Context, rootfsDir string, opts DiskOptions) (Disk, e
 	if err != nil {
 		return Disk{}, err
 	}
-	if err := diskTools("cp", "chroot", "mkfs.ext4", "sfdisk", "dd", "qemu-img"); err != nil {
+	if err := diskTools("cp", "chroot", "mkfs.ext4", "mkfs.vfat", "mmd", "mcopy", "sfdisk", "dd", "qemu-img"); err != nil {
 		return Disk{}, err
 	}
 	key, err := diskKey(rootfsDir, opts)
@@ -222,25 +224,32 @@ func buildDisk(ctx context.Context, rootfsDir string, opts DiskOptions, key stri
 	if err != nil {
 		return Disk{}, err
 	}
-	kernel, initrd, err := bootFiles(root)
+	kernel, initrd, err := kernelFiles(root)
 	if err != nil {
 		return Disk{}, err
 	}
 	if err := requireInitrdModules(ctx, root, initrd); err != nil {
 		return Disk{}, err
 	}
-	d := Disk{Key: key, HostKey: hostKey, Cmdline: diskCmdline(opts.ExtraCmdline)}
-	staged, err := stageImages(ctx, tmp, root, kernel, initrd, opts)
+	ids, err := newBootIDs()
+	if err != nil {
+		return Disk{}, err
+	}
+	core, err := installBootloader(ctx, root, ids, opts.ExtraCmdline)
+	if err != nil {
+		return Disk{}, err
+	}
+	d := Disk{Key: key, HostKey: hostKey, RootUUID: ids.RootUUID, Cmdline: diskCmdline(ids, opts.ExtraCmdline)}
+	staged, err := stageImages(ctx, tmp, root, kernel, initrd, core, ids, opts)
 	if err != nil {
 		return Disk{}, err
 	}
 	return publishDisk(opts.CacheDir, key, staged, d)
 }
 
-func diskCmdline(extra string) string {
-	// net.ifnames=0 keeps the NIC "eth0" whatever the PCI slot, so the
-	// networkd file below matches on q35 and pc alike.
-	c := "root=" + rootDevice + " rw console=ttyS0,115200n8 net.ifnames=0 systemd.show_status=1"
+// diskCmdline is the direct-boot equivalent of grub.cfg's entry.
+func diskCmdline(ids bootIDs, extra string) string {
+	c := "root=UUID=" + ids.RootUUID + " ro " + kernelCmdline
 	if extra != "" {
 		c += " " + extra
 	}
@@ -266,12 +275,11 @@ func diskTail(s string, n int) string {
 }
 
 // guestFiles are written into the copy. The networkd file gives the one
-// NIC DHCP (QEMU user networking answers it); fstab mounts the root rw.
+// NIC DHCP (QEMU user networking answers it).
 func guestFiles(opts DiskOptions) map[string]string {
 	return map[string]string{
 		"/etc/hostname":                        opts.Hostname + "\n",
 		"/etc/hosts":                           "127.0.0.1 localhost\n127.0.1.1 " + opts.Hostname + "\n::1 localhost ip6-localhost ip6-loopback\n",
-		"/etc/fstab":                           rootDevice + " / ext4 errors=remount-ro 0 1\n",
 		"/etc/systemd/network/80-dhcp.network": "[Match]\nName=eth* en*\n\n[Network]\nDHCP=yes\n",
 		"/root/.ssh/authorized_keys":           strings.Join(diskTrimmed(opts.AuthorizedKeys), "\n") + "\n",
 	}
@@ -350,8 +358,8 @@ func replaceHostKeys(root string) (string, error) {
 	return line, nil
 }
 
-// bootFiles finds the newest kernel and its initrd in /boot.
-func bootFiles(root string) (kernel, initrd string, err error) {
+// kernelFiles finds the newest kernel and its initrd in /boot.
+func kernelFiles(root string) (kernel, initrd string, err error) {
 	kernels, err := filepath.Glob(filepath.Join(root, "boot/vmlinuz-*"))
 	if err != nil || len(kernels) == 0 {
 		return "", "", fmt.Errorf("disk: no /boot/vmlinuz-* in the rootfs (is linux-image-amd64 installed?)")
@@ -404,24 +412,36 @@ func missingModules(listing string, want []string) error {
 
 type diskStaged struct{ qcow2, raw, kernel, initrd string }
 
-// partStartSector leaves the first MiB for the GPT and alignment;
-// tailSectors leaves room for the backup GPT at the end.
+// sectorSize is the disk's logical sector; tailSectors leaves room for the
+// backup GPT at the end. The partitions' places are in boot.go.
 const (
-	sectorSize      = 512
-	partStartSector = 2048
-	tailSectors     = 2048
+	sectorSize  = 512
+	tailSectors = 2048
 )
 
-func stageImages(ctx context.Context, tmp, root, kernel, initrd string, opts DiskOptions) (diskStaged, error) {
+func stageImages(ctx context.Context, tmp, root, kernel, initrd string, core []byte, ids bootIDs, opts DiskOptions) (diskStaged, error) {
 	part := filepath.Join(tmp, "root.ext4")
-	if err := diskRun(ctx, "make root filesystem", "mkfs.ext4", "-q", "-F", "-L", "bulwark-root", "-d", root, part, fmt.Sprintf("%dM", opts.SizeMB)); err != nil {
+	if err := diskRun(ctx, "make root filesystem", "mkfs.ext4", "-q", "-F", "-L", rootLabel, "-U", ids.RootUUID,
+		"-d", root, part, fmt.Sprintf("%dM", opts.SizeMB)); err != nil {
 		return diskStaged{}, err
 	}
+	esp, err := makeESP(ctx, tmp, root, ids)
+	if err != nil {
+		return diskStaged{}, err
+	}
+	bootImg, err := os.ReadFile(filepath.Join(root, "usr/lib/grub/i386-pc/boot.img"))
+	if err != nil {
+		return diskStaged{}, fmt.Errorf("disk: GRUB boot.img: %w", err)
+	}
 	raw := filepath.Join(tmp, "disk.raw")
-	if err := partitionedImage(ctx, raw, part, opts.SizeMB); err != nil {
+	if err := partitionedImage(ctx, raw, esp, part, opts.SizeMB); err != nil {
+		return diskStaged{}, err
+	}
+	if err := placeBIOSBoot(raw, bootImg, core); err != nil {
 		return diskStaged{}, err
 	}
 	os.Remove(part)
+	os.Remove(esp)
 	s := diskStaged{qcow2: filepath.Join(tmp, "disk.qcow2"), kernel: filepath.Join(tmp, "vmlinuz"), initrd: filepath.Join(tmp, "initrd.img")}
 	if err := diskRun(ctx, "convert to qcow2", "qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, s.qcow2); err != nil {
 		return diskStaged{}, err
@@ -437,11 +457,11 @@ func stageImages(ctx context.Context, tmp, root, kernel, initrd string, opts Dis
 	return s, nil
 }
 
-// partitionedImage writes a GPT with one Linux partition into a sparse
-// file and copies the filesystem image to the partition's offset.
-func partitionedImage(ctx context.Context, raw, part string, sizeMB int) error {
-	partSectors := int64(sizeMB) * 1024 * 1024 / sectorSize
-	total := (partStartSector + partSectors + tailSectors) * sectorSize
+// partitionedImage writes the GPT (BIOS boot, ESP, root) into a sparse
+// file and copies the two filesystem images to their partitions' offsets.
+func partitionedImage(ctx context.Context, raw, esp, root string, sizeMB int) error {
+	rootSectors := int64(sizeMB) * 1024 * 1024 / sectorSize
+	total := (rootStart + rootSectors + tailSectors) * sectorSize
 	if err := os.WriteFile(raw, nil, 0o644); err != nil {
 		return fmt.Errorf("disk: create %s: %w", raw, err)
 	}
@@ -449,17 +469,32 @@ func partitionedImage(ctx context.Context, raw, part string, sizeMB int) error {
 		return fmt.Errorf("disk: size %s: %w", raw, err)
 	}
 	cmd := exec.CommandContext(ctx, "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw)
-	cmd.Stdin = strings.NewReader(sfdiskScript(partSectors))
+	cmd.Stdin = strings.NewReader(sfdiskScript(rootSectors))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("disk: partition %s: %w: %s", raw, err, diskTail(string(out), 2000))
 	}
-	return diskRun(ctx, "copy root filesystem into partition", "dd", "if="+part, "of="+raw,
-		"bs=1M", fmt.Sprintf("seek=%d", partStartSector*sectorSize/(1024*1024)), "conv=notrunc,sparse", "status=none")
+	for _, p := range []struct {
+		what, file string
+		start      int64
+	}{{"ESP", esp, espStart}, {"root filesystem", root, rootStart}} {
+		if err := diskRun(ctx, "copy "+p.what+" into its partition", "dd", "if="+p.file, "of="+raw,
+			"bs=1M", fmt.Sprintf("seek=%d", p.start*sectorSize/(1024*1024)), "conv=notrunc,sparse", "status=none"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// sfdiskScript is the partition table: GPT, one Linux filesystem partition.
-func sfdiskScript(partSectors int64) string {
-	return fmt.Sprintf("label: gpt\nstart=%d, size=%d, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\n", partStartSector, partSectors)
+// sfdiskScript is the partition table: GPT with the BIOS boot partition,
+// the ESP and the root partition, in that order (boot.go says why).
+func sfdiskScript(rootSectors int64) string {
+	return fmt.Sprintf("label: gpt\n"+
+		"start=%d, size=%d, type=%s, name=bios-boot\n"+
+		"start=%d, size=%d, type=%s, name=esp\n"+
+		"start=%d, size=%d, type=%s, name=root\n",
+		biosBootStart, biosBootSectors, biosBootType,
+		espStart, espSectors, espType,
+		rootStart, rootSectors, rootType)
 }
 
 // publish renames the staged files into the cache, metadata last.

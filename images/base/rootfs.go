@@ -28,10 +28,11 @@ import (
 
 // RecipeVersion is part of the cache key: bump it whenever the recipe's
 // steps change in a way that changes the tree, so stale caches are not used.
-const RecipeVersion = "1"
+const RecipeVersion = "3"
 
-// DefaultSuite is the Debian release the appliance is built on.
-const DefaultSuite = "bookworm"
+// DefaultSuite is the Debian release the appliance is built on: the
+// current stable, Debian 13.
+const DefaultSuite = "trixie"
 
 // Packages is the appliance base: what every later control expects to find
 // installed, and nothing it does not. debootstrap's default variant already
@@ -46,6 +47,12 @@ const DefaultSuite = "bookworm"
 //   - controls' subjects: nftables, unattended-upgrades + needrestart,
 //     clamav-daemon + clamav-freshclam, nginx-light, postgresql, rsyslog +
 //     rsyslog-gnutls (forwarding to the SIEM over TLS) + auditd, cryptsetup + cryptsetup-bin (LUKS2), openssl + ca-certificates.
+//   - firmware boot (boot.go): grub-efi-amd64 (the platform package, whose
+//     hooks keep the ESP current), Debian's signed shim and GRUB for
+//     Secure Boot, grub-pc-bin (BIOS boot from the same disk), mokutil
+//     (reads the Secure Boot state), dosfstools (fsck of the ESP),
+//     systemd-repart (grows the root partition on first boot).
+//   - tpm2-tools: the data volume's key is sealed to the instance's TPM.
 //   - e2fsprogs, iproute2: formatting the data volume, inspecting sockets.
 //   - wamerican: the word list transferd's password policy checks against
 //     (policy passwords.dictionary); transferd refuses to start without it.
@@ -59,6 +66,8 @@ var Packages = []string{
 	"clamav-daemon", "clamav-freshclam", "nginx-light", "postgresql",
 	"rsyslog", "rsyslog-gnutls", "auditd", "cryptsetup", "cryptsetup-bin",
 	"openssl", "ca-certificates", "e2fsprogs", "iproute2", "wamerican",
+	"grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed", "grub-pc-bin", "mokutil",
+	"dosfstools", "systemd-repart", "tpm2-tools",
 }
 
 // Options are the inputs of one base build. Suite and Packages are the
@@ -72,6 +81,9 @@ type Options struct {
 	// Mirror overrides the Debian mirror; default BULWARK_DEBIAN_MIRROR,
 	// else the build machine's own apt configuration.
 	Mirror string
+	// SecurityMirror overrides the security archive; default
+	// BULWARK_DEBIAN_SECURITY_MIRROR, else the build machine's own.
+	SecurityMirror string
 	// Progress receives one line per step; default os.Stderr.
 	Progress io.Writer
 }
@@ -185,6 +197,9 @@ func build(ctx context.Context, opts Options, dir string) error {
 	if err := run(ctx, opts.Progress, logf, "debootstrap", args...); err != nil {
 		return fmt.Errorf("base: debootstrap %s (see %s): %w", opts.Suite, logPath, err)
 	}
+	if err := patch(ctx, opts, logf, tmp); err != nil {
+		return err
+	}
 	// The package cache is a few hundred MB nobody needs in the image.
 	if err := run(ctx, opts.Progress, logf, "chroot", tmp, "apt-get", "clean"); err != nil {
 		return fmt.Errorf("base: apt-get clean (see %s): %w", logPath, err)
@@ -193,6 +208,55 @@ func build(ctx context.Context, opts Options, dir string) error {
 		return fmt.Errorf("base: rename %s into %s: %w", tmp, dir, err)
 	}
 	fmt.Fprintf(opts.Progress, "base: built %s in %s\n", dir, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// Sources is the tree's apt configuration: the release, its point-release
+// updates and its security archive, so the appliance can be patched at all
+// (debootstrap leaves only the release's main). One deb822 file replaces
+// debootstrap's sources.list.
+func Sources(suite, mirror, security string) string {
+	const keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+	return "# Written by bulwark (images/base).\n" +
+		"Types: deb\nURIs: " + mirror + "\nSuites: " + suite + " " + suite + "-updates\nComponents: main\nSigned-By: " + keyring + "\n\n" +
+		"Types: deb\nURIs: " + security + "\nSuites: " + suite + "-security\nComponents: main\nSigned-By: " + keyring + "\n"
+}
+
+// patch points apt at the release, updates and security archives and
+// installs every pending update, so the cached tree starts patched as of
+// its build; the image build patches again (updates.patched), since a
+// cached tree ages.
+func patch(ctx context.Context, opts Options, logf io.Writer, root string) error {
+	security := opts.SecurityMirror
+	if security == "" {
+		m, err := SecurityMirror()
+		if err != nil {
+			return err
+		}
+		security = m
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/apt/sources.list.d/debian.sources"),
+		[]byte(Sources(opts.Suite, opts.Mirror, security)), 0o644); err != nil {
+		return fmt.Errorf("base: apt sources: %w", err)
+	}
+	if err := os.Remove(filepath.Join(root, "etc/apt/sources.list")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("base: remove debootstrap's sources.list: %w", err)
+	}
+	// The chroot resolves the mirror's name with the build machine's resolver.
+	if resolv, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		if err := os.WriteFile(filepath.Join(root, "etc/resolv.conf"), resolv, 0o644); err != nil {
+			return fmt.Errorf("base: resolv.conf: %w", err)
+		}
+	}
+	fmt.Fprintf(opts.Progress, "base: apt-get update and full-upgrade from %s, %s-updates and %s-security\n", opts.Suite, opts.Suite, opts.Suite)
+	if err := run(ctx, opts.Progress, logf, "chroot", root, "apt-get", "-q", "update"); err != nil {
+		return fmt.Errorf("base: apt-get update in the tree: %w", err)
+	}
+	upgrade := []string{root, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y",
+		"-o", "Dpkg::Options::=--force-confold", "full-upgrade"}
+	if err := run(ctx, opts.Progress, logf, "chroot", upgrade...); err != nil {
+		return fmt.Errorf("base: apt-get full-upgrade in the tree: %w", err)
+	}
 	return nil
 }
 
@@ -257,6 +321,43 @@ func Mirror() (string, error) {
 		return m, nil
 	}
 	return mirrorFrom("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list")
+}
+
+// SecurityMirror is the security archive to patch from:
+// BULWARK_DEBIAN_SECURITY_MIRROR, else the build machine's own source for
+// a "-security" suite. Like Mirror, no host name is written into the
+// repository.
+func SecurityMirror() (string, error) {
+	if m := os.Getenv("BULWARK_DEBIAN_SECURITY_MIRROR"); m != "" {
+		return m, nil
+	}
+	return securityMirrorFrom("/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list")
+}
+
+func securityMirrorFrom(deb822, list string) (string, error) {
+	if b, err := os.ReadFile(deb822); err == nil {
+		for _, stanza := range strings.Split(string(b), "\n\n") {
+			if strings.Contains(stanza, "-security") {
+				if m := firstURI(stanza); m != "" {
+					return m, nil
+				}
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("base: read %s: %w", deb822, err)
+	}
+	if b, err := os.ReadFile(list); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.Contains(line, "-security") {
+				if m := firstDebLine(line); m != "" {
+					return m, nil
+				}
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("base: read %s: %w", list, err)
+	}
+	return "", fmt.Errorf("base: no Debian security archive: no -security suite in %s or %s; set BULWARK_DEBIAN_SECURITY_MIRROR", deb822, list)
 }
 
 func mirrorFrom(deb822, list string) (string, error) {

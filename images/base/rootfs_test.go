@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +43,37 @@ func TestMirrorFrom(t *testing.T) {
 	}
 }
 
+func TestSecurityMirrorFrom(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	deb822 := write("debian.sources", "Types: deb\nURIs: http://mirror.example/debian\nSuites: trixie trixie-updates\n\nTypes: deb\nURIs: http://security.example/debian-security\nSuites: trixie-security\n")
+	noSec := write("nosec.sources", "Types: deb\nURIs: http://mirror.example/debian\nSuites: trixie\n")
+	list := write("sources.list", "deb http://list.example/debian trixie main\ndeb [signed-by=/k.gpg] http://list.example/security trixie-security main\n")
+	missing := filepath.Join(dir, "missing")
+	tests := []struct {
+		name, deb822, list, want string
+		wantErr                  bool
+	}{
+		{"deb822 security stanza", deb822, list, "http://security.example/debian-security", false},
+		{"sources.list fallback", noSec, list, "http://list.example/security", false},
+		{"none", noSec, missing, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := securityMirrorFrom(tt.deb822, tt.list)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("securityMirrorFrom = %q, %v; want %q (err %v)", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestKeyIgnoresOrderNotContent(t *testing.T) {
 	a := Key("bookworm", []string{"a", "b"})
 	if b := Key("bookworm", []string{"b", "a"}); a != b {
@@ -72,7 +104,12 @@ func TestRootfs(t *testing.T) {
 		t.Fatalf("second call: %q, %v; want %q", again, err, dir)
 	}
 	t.Logf("cached call: %s", time.Since(start))
-	for _, p := range []string{"usr/sbin/sshd", "usr/sbin/nft", "lib/systemd/systemd-timesyncd", "etc/ssh/sshd_config", "usr/sbin/groupadd"} {
+	src, err := os.ReadFile(filepath.Join(dir, "etc/apt/sources.list.d/debian.sources"))
+	if err != nil || !strings.Contains(string(src), DefaultSuite+"-security") || !strings.Contains(string(src), DefaultSuite+"-updates") {
+		t.Errorf("apt sources name no %s-security and -updates: %v\n%s", DefaultSuite, err, src)
+	}
+	for _, p := range []string{"usr/sbin/sshd", "usr/sbin/nft", "lib/systemd/systemd-timesyncd", "etc/ssh/sshd_config", "usr/sbin/groupadd",
+		"usr/lib/shim/shimx64.efi.signed", "usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed", "usr/lib/grub/i386-pc/boot.img"} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("base tree lacks %s: %v", p, err)
 		}

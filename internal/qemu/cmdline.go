@@ -15,10 +15,21 @@ import (
 
 // Options describe one guest.
 type Options struct {
-	Disk    string // boot disk (qcow2 or raw, by file extension); attached first as /dev/vda
-	Kernel  string // direct kernel boot; empty boots the disk's own bootloader
-	Initrd  string
-	Cmdline string
+	Disk string // boot disk (qcow2, vmdk, vhd or raw, by file extension); attached first as /dev/vda
+	// Firmware boots the disk through its own bootloader: BIOS (SeaBIOS,
+	// the default), UEFI or SecureBoot (OVMF). Images are only ever
+	// booted this way; Kernel is for measuring firmware boot against
+	// direct kernel boot of the same image.
+	Firmware Firmware
+	// OVMFDir holds Debian's ovmf files; default /usr/share/OVMF.
+	OVMFDir string
+	// TPMState, when set, gives the guest a TPM 2.0: a software TPM
+	// (swtpm) keeps its state in this directory, so a later boot with the
+	// same directory sees the same TPM (its keys, its NV indices).
+	TPMState string
+	Kernel   string // direct kernel boot, bypassing firmware and bootloader
+	Initrd   string
+	Cmdline  string
 	// ExtraDisks are attached after the boot disk (/dev/vdb, /dev/vdc …) and
 	// are NOT snapshotted: what the guest writes there stays, so a data
 	// volume survives a QEMU restart.
@@ -71,6 +82,33 @@ type Options struct {
 	Tap *Tap
 }
 
+// Firmware is what the virtual machine boots its disk with.
+type Firmware string
+
+const (
+	// BIOS is SeaBIOS, QEMU's default: the disk's BIOS boot code (GRUB's
+	// boot.img and core.img) is run.
+	BIOS Firmware = "bios"
+	// UEFI is OVMF without Secure Boot: the ESP's EFI/BOOT/BOOTX64.EFI runs.
+	UEFI Firmware = "uefi"
+	// SecureBoot is OVMF with Microsoft's keys enrolled and Secure Boot
+	// enforced, as on clouds and most hypervisors: only a chain signed
+	// back to those keys (shim, the distro's GRUB and kernel) boots.
+	SecureBoot Firmware = "uefi-secureboot"
+)
+
+// DefaultOVMFDir is where Debian's ovmf package installs the firmware.
+const DefaultOVMFDir = "/usr/share/OVMF"
+
+// ovmfFiles are the code and the pristine variable store for a firmware;
+// each guest writes to its own copy of the store.
+func ovmfFiles(dir string, f Firmware) (code, vars string) {
+	if f == SecureBoot {
+		return dir + "/OVMF_CODE_4M.secboot.fd", dir + "/OVMF_VARS_4M.ms.fd"
+	}
+	return dir + "/OVMF_CODE_4M.fd", dir + "/OVMF_VARS_4M.fd"
+}
+
 // Tap is a tap NIC: the host interface name and the guest MAC, so the
 // guest can find the NIC by address.
 type Tap struct {
@@ -103,8 +141,23 @@ func (o Options) withDefaults() (Options, error) {
 	if o.CPUs == 0 {
 		o.CPUs = defaultCPUs
 	}
+	switch o.Firmware {
+	case "":
+		o.Firmware = BIOS
+	case BIOS, UEFI, SecureBoot:
+	default:
+		return o, fmt.Errorf("qemu: Firmware %q: want %s, %s or %s", o.Firmware, BIOS, UEFI, SecureBoot)
+	}
+	if o.OVMFDir == "" {
+		o.OVMFDir = DefaultOVMFDir
+	}
 	if o.Machine == "" {
 		o.Machine = "q35"
+	}
+	if o.Firmware == SecureBoot && o.Machine != "q35" {
+		// OVMF's Secure Boot build keeps its variables safe only in SMM,
+		// which QEMU emulates on q35 alone.
+		return o, fmt.Errorf("qemu: Firmware %s needs the q35 machine, not %q", SecureBoot, o.Machine)
 	}
 	if o.Binary == "" {
 		o.Binary = "qemu-system-x86_64"
@@ -144,6 +197,11 @@ func (o Options) withDefaults() (Options, error) {
 type Plan struct {
 	ConsoleLog string
 	Ports      map[int]int // guest port -> host port (127.0.0.1)
+	// Vars is this guest's copy of the UEFI variable store (UEFI and
+	// SecureBoot only): what the firmware writes stays with the guest.
+	Vars string
+	// TPMSocket is swtpm's control socket when Options.TPMState is set.
+	TPMSocket string
 }
 
 // Args builds the QEMU command line. It is pure so it can be table-tested;
@@ -153,12 +211,31 @@ func Args(o Options, p Plan) []string {
 	if o.Accel != "tcg" {
 		accel = o.Accel
 	}
+	machine := o.Machine
+	if o.Firmware == SecureBoot {
+		machine += ",smm=on"
+	}
 	a := []string{
 		"-nodefaults", "-no-user-config",
-		"-machine", o.Machine, "-accel", accel, "-cpu", "max",
+		"-machine", machine, "-accel", accel, "-cpu", "max",
 		"-smp", strconv.Itoa(o.CPUs), "-m", strconv.Itoa(o.Memory),
 		"-display", "none", "-monitor", "none",
 		"-serial", "file:" + p.ConsoleLog,
+	}
+	if o.Firmware != BIOS {
+		code, _ := ovmfFiles(o.OVMFDir, o.Firmware)
+		if o.Firmware == SecureBoot {
+			a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
+		}
+		a = append(a,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escapeOpt(code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+escapeOpt(p.Vars))
+	}
+	if p.TPMSocket != "" {
+		a = append(a,
+			"-chardev", "socket,id=chrtpm,path="+escapeOpt(p.TPMSocket),
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+			"-device", "tpm-tis,tpmdev=tpm0")
 	}
 	if o.Kernel != "" {
 		a = append(a, "-kernel", o.Kernel)
@@ -202,8 +279,13 @@ func drive(path, id string, snapshot bool) string {
 // diskFormat is decided by extension so QEMU never probes a raw image
 // (probing raw is refused for writes and is a known footgun).
 func diskFormat(path string) string {
-	if strings.HasSuffix(path, ".qcow2") {
+	switch {
+	case strings.HasSuffix(path, ".qcow2"):
 		return "qcow2"
+	case strings.HasSuffix(path, ".vmdk"):
+		return "vmdk"
+	case strings.HasSuffix(path, ".vhd"):
+		return "vpc"
 	}
 	return "raw"
 }

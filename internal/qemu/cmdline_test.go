@@ -28,6 +28,10 @@ func TestArgs(t *testing.T) {
 			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{443: 40443, 22: 40022, 80: 40080}}},
 		{"no-snapshot-kvm-pc", Options{Disk: "/c/d.raw", NoSnapshot: true, Accel: "kvm", Machine: "pc"}, plan},
 		{"tap-nic", Options{Disk: "/c/d.qcow2", Tap: &Tap{Ifname: "bwtap0", MAC: "52:54:00:b0:00:0a"}}, plan},
+		{"uefi-vmdk", Options{Disk: "/c/d.vmdk", Firmware: UEFI},
+			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{22: 40022}, Vars: "/w/OVMF_VARS.fd"}},
+		{"secureboot-tpm-vhd", Options{Disk: "/c/d.vhd", Firmware: SecureBoot, TPMState: "/w/tpm"},
+			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{22: 40022}, Vars: "/w/OVMF_VARS.fd", TPMSocket: "/w/swtpm.sock"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +61,8 @@ func TestOptionsRejectBadInput(t *testing.T) {
 		{"bad-port", Options{Disk: "d", Forward: []int{70000}}, "Forward port 70000"},
 		{"tap-without-ifname", Options{Disk: "d", Tap: &Tap{MAC: "52:54:00:b0:00:0a"}}, "Tap.Ifname is empty"},
 		{"tap-bad-mac", Options{Disk: "d", Tap: &Tap{Ifname: "t0", MAC: "nope"}}, `Tap.MAC "nope"`},
+		{"unknown-firmware", Options{Disk: "d", Firmware: "coreboot"}, `Firmware "coreboot"`},
+		{"secureboot-needs-q35", Options{Disk: "d", Firmware: SecureBoot, Machine: "pc"}, "needs the q35 machine"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

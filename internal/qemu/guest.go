@@ -26,6 +26,7 @@ type Guest struct {
 	workDir string
 	ownDir  bool
 	cmd     *exec.Cmd
+	tpm     *exec.Cmd     // swtpm, when Options.TPMState is set
 	exited  chan struct{} // closed when the QEMU process has exited
 	exitErr error
 
@@ -58,6 +59,14 @@ func Start(ctx context.Context, opts Options) (*Guest, error) {
 		g.ownDir = true
 	}
 	if g.plan, err = makePlan(g.workDir, opts.Forward); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if err := g.prepareFirmware(); err != nil {
+		g.Close()
+		return nil, err
+	}
+	if err := g.startTPM(); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -98,6 +107,77 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// prepareFirmware gives a UEFI guest its own copy of the variable store.
+// A copy already in WorkDir is kept: a guest restarted with the same
+// WorkDir keeps its NVRAM, as a real machine does.
+func (g *Guest) prepareFirmware() error {
+	if g.opts.Firmware == BIOS {
+		return nil
+	}
+	code, vars := ovmfFiles(g.opts.OVMFDir, g.opts.Firmware)
+	for _, f := range []string{code, vars} {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("qemu: firmware %s needs %s (Debian package ovmf): %w", g.opts.Firmware, f, err)
+		}
+	}
+	g.plan.Vars = g.workDir + "/OVMF_VARS.fd"
+	if _, err := os.Stat(g.plan.Vars); err == nil {
+		return nil
+	}
+	data, err := os.ReadFile(vars)
+	if err != nil {
+		return fmt.Errorf("qemu: read %s: %w", vars, err)
+	}
+	tmp := g.plan.Vars + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("qemu: copy UEFI variables: %w", err)
+	}
+	if err := os.Rename(tmp, g.plan.Vars); err != nil {
+		return fmt.Errorf("qemu: copy UEFI variables: %w", err)
+	}
+	return nil
+}
+
+// startTPM runs swtpm for the guest. It ends by itself when QEMU
+// disconnects (--terminate); Close kills it in any case. The state
+// directory outlives it, which is what makes the TPM the same one on the
+// next boot.
+func (g *Guest) startTPM() error {
+	if g.opts.TPMState == "" {
+		return nil
+	}
+	if _, err := exec.LookPath("swtpm"); err != nil {
+		return fmt.Errorf("qemu: TPMState needs swtpm on PATH (Debian package swtpm): %w", err)
+	}
+	if err := os.MkdirAll(g.opts.TPMState, 0o700); err != nil {
+		return fmt.Errorf("qemu: TPM state dir: %w", err)
+	}
+	g.plan.TPMSocket = g.workDir + "/swtpm.sock"
+	log, err := os.Create(g.workDir + "/swtpm.log")
+	if err != nil {
+		return fmt.Errorf("qemu: swtpm log: %w", err)
+	}
+	defer log.Close()
+	g.tpm = exec.Command("swtpm", "socket", "--tpm2", "--terminate",
+		"--tpmstate", "dir="+g.opts.TPMState,
+		"--ctrl", "type=unixio,path="+g.plan.TPMSocket,
+		"--log", "level=1")
+	g.tpm.Stdout, g.tpm.Stderr = log, log
+	g.tpm.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := g.tpm.Start(); err != nil {
+		return fmt.Errorf("qemu: start swtpm: %w", err)
+	}
+	go func() { _ = g.tpm.Wait() }()
+	// QEMU fails at once if the socket is not there yet.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(g.plan.TPMSocket); err == nil {
+			return nil
+		}
+	}
+	data, _ := os.ReadFile(g.workDir + "/swtpm.log")
+	return fmt.Errorf("qemu: swtpm made no socket %s within 10s: %s", g.plan.TPMSocket, lastLines(string(data), 10))
 }
 
 func (g *Guest) launch() error {
@@ -320,6 +400,10 @@ func (g *Guest) Close() error {
 		case <-time.After(30 * time.Second):
 			errs = append(errs, fmt.Errorf("qemu: process %d did not exit after SIGKILL", g.cmd.Process.Pid))
 		}
+	}
+	if g.tpm != nil && g.tpm.Process != nil {
+		// Already gone with QEMU in the usual case (--terminate).
+		_ = syscall.Kill(-g.tpm.Process.Pid, syscall.SIGKILL)
 	}
 	console := g.ConsoleLog()
 	g.mu.Lock()
