@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwark-appliance/bulwark/internal/qemu"
 	"github.com/bulwark-appliance/bulwark/provision/database"
 )
 
@@ -20,10 +21,11 @@ func TestLiveDatabase(t *testing.T) {
 		t.Errorf("second apply changed something:\n%s", out)
 	}
 	requireVerify(t, g, "database", 0)
+	l := guestLayout(t, g)
 
 	t.Run("listen on every address", func(t *testing.T) {
-		guestRun(t, g, `sed -i "s/^listen_addresses = ''/listen_addresses = '*'/" `+database.DropIn+
-			" && systemctl restart "+database.ClusterSvc)
+		guestRun(t, g, `sed -i "s/^listen_addresses = ''/listen_addresses = '*'/" `+l.DropIn+
+			" && systemctl restart "+l.ClusterSvc)
 		fs := requireVerify(t, g, "database", 1)
 		requireFailed(t, fs, "TCP listeners on port 5432", "0.0.0.0:5432")
 		requireFailed(t, fs, "listen_addresses (SHOW)", "listen_addresses = '*'")
@@ -31,7 +33,7 @@ func TestLiveDatabase(t *testing.T) {
 		requireVerify(t, g, "database", 0)
 	})
 	t.Run("pg_hba admits the internet", func(t *testing.T) {
-		guestRun(t, g, "echo 'host all all 0.0.0.0/0 md5' >> "+database.HBAFile)
+		guestRun(t, g, "echo 'host all all 0.0.0.0/0 md5' >> "+l.HBAFile)
 		requireFailed(t, requireVerify(t, g, "database", 1), "pg_hba.conf TCP entries", "host all all 0.0.0.0/0 md5")
 		guestApply(t, g, "database")
 		requireVerify(t, g, "database", 0)
@@ -42,4 +44,20 @@ func TestLiveDatabase(t *testing.T) {
 		guestApply(t, g, "database")
 		requireVerify(t, g, "database", 0)
 	})
+}
+
+// guestLayout is the layout of the guest's cluster "main", as the guest's
+// own pg_lsclusters reports it: the image's PostgreSQL major version is the
+// distribution's (15 on Debian 12, 17 on Debian 13), not the build
+// machine's.
+func guestLayout(t *testing.T, g *qemu.Guest) database.Layout {
+	t.Helper()
+	r := guestRun(t, g, "pg_lsclusters --no-header")
+	for _, line := range strings.Split(r.Stdout, "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[1] == "main" {
+			return database.LayoutFor(f[0])
+		}
+	}
+	t.Fatalf("pg_lsclusters: no cluster main (exit %d)\n%s\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	return database.Layout{}
 }

@@ -21,11 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/internal/pginstall"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 )
-
-// PGBin is where Debian's postgresql-15 package installs the server.
-var PGBin = "/usr/lib/postgresql/15/bin"
 
 // PG is a running PostgreSQL server reachable only through its Unix socket.
 type PG struct {
@@ -35,6 +34,9 @@ type PG struct {
 	Dir string
 	// DSN connects to the default database as the superuser "bulwark".
 	DSN string
+	// Bin holds the server's programs (postgres, initdb, psql, …) of the
+	// major version found on this machine, as the appliance finds its own.
+	Bin string
 
 	cred *syscall.Credential
 	n    atomic.Int32
@@ -46,8 +48,9 @@ type PG struct {
 // "nobody") on a directory chowned to it.
 func Postgres(t testing.TB) *PG {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(PGBin, "postgres")); err != nil {
-		testutil.Skipf(t, "needs PostgreSQL server binaries in %s (apt-get install postgresql-15)", PGBin)
+	bin, err := serverBin()
+	if err != nil {
+		testutil.Skipf(t, "needs a PostgreSQL server: %v", err)
 	}
 	// A short path under /tmp: Unix socket paths are limited to 107 bytes
 	// and t.TempDir is 0700 root, which the postgres user cannot enter.
@@ -56,17 +59,17 @@ func Postgres(t testing.TB) *PG {
 		t.Fatalf("testsvc: postgres temp dir: %v", err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	pg := &PG{Dir: dir, Socket: filepath.Join(dir, ".s.PGSQL.5432")}
+	pg := &PG{Dir: dir, Socket: filepath.Join(dir, ".s.PGSQL.5432"), Bin: bin}
 	if err := pg.chownForUnprivileged(dir); err != nil {
 		t.Fatalf("testsvc: %v", err)
 	}
 	data := filepath.Join(dir, "data")
-	out, err := pg.run(filepath.Join(PGBin, "initdb"), "-D", data, "-U", "bulwark",
+	out, err := pg.run(filepath.Join(pg.Bin, "initdb"), "-D", data, "-U", "bulwark",
 		"--auth=trust", "-E", "UTF8", "--no-sync", "--locale=C").CombinedOutput()
 	if err != nil {
 		t.Fatalf("testsvc: initdb: %v\n%s", err, out)
 	}
-	srv := pg.run(filepath.Join(PGBin, "postgres"), "-D", data, "-k", dir,
+	srv := pg.run(filepath.Join(pg.Bin, "postgres"), "-D", data, "-k", dir,
 		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "full_page_writes=off")
 	var log bytes.Buffer
 	srv.Stdout, srv.Stderr = &log, &log
@@ -100,12 +103,27 @@ func Postgres(t testing.TB) *PG {
 func (pg *PG) NewDatabase(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("t%d_%d", os.Getpid(), pg.n.Add(1))
-	out, err := exec.Command(filepath.Join(PGBin, "psql"), "-h", pg.Dir, "-U", "bulwark",
+	out, err := exec.Command(filepath.Join(pg.Bin, "psql"), "-h", pg.Dir, "-U", "bulwark",
 		"-d", "postgres", "-v", "ON_ERROR_STOP=1", "-c", "CREATE DATABASE "+name).CombinedOutput()
 	if err != nil {
 		t.Fatalf("testsvc: create database %s: %v\n%s", name, err, out)
 	}
 	return fmt.Sprintf("host=%s user=bulwark dbname=%s sslmode=disable", pg.Dir, name)
+}
+
+// serverBin finds this machine's server the way the database family finds
+// the target's (pginstall.Find), so a build machine on any Debian or
+// Ubuntu release runs the tests against the version it has.
+func serverBin() (string, error) {
+	h, err := host.NewLocal("/")
+	if err != nil {
+		return "", err
+	}
+	v, err := pginstall.Find(h)
+	if err != nil {
+		return "", err
+	}
+	return pginstall.BinDir(v), nil
 }
 
 func (pg *PG) chownForUnprivileged(dir string) error {
@@ -170,7 +188,7 @@ func waitSocket(path string, limit time.Duration, done <-chan struct{}) error {
 func (pg *PG) waitReady(limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		err := exec.Command(filepath.Join(PGBin, "pg_isready"), "-q", "-h", pg.Dir, "-U", "bulwark", "-d", "postgres").Run()
+		err := exec.Command(filepath.Join(pg.Bin, "pg_isready"), "-q", "-h", pg.Dir, "-U", "bulwark", "-d", "postgres").Run()
 		if err == nil {
 			return nil
 		}

@@ -1,20 +1,24 @@
 //go:build linux
 
 // Package database hardens the appliance's PostgreSQL: Debian's cluster
-// 15/main reachable only over its Unix socket, peer authentication for the
-// two local users that need it, and transferd's own role and database.
+// <major>/main reachable only over its Unix socket, peer authentication for
+// the two local users that need it, and transferd's own role and database.
 // The transfer service is the only client and runs on the same machine, so
-// no TCP listener is needed and none is allowed.
+// no TCP listener is needed and none is allowed. The major version (and so
+// every path and unit name below) is read from the target, see Discover.
 package database
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/internal/pginstall"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/check"
@@ -29,45 +33,87 @@ func Controls(p *policies.Policy) []provision.Control {
 	return []provision.Control{&Config{}, &Role{}}
 }
 
-// Debian's cluster layout for PostgreSQL 15.
+// Where the server listens; the same for every major version and distro.
 const (
-	Version    = "15"
-	ConfDir    = "/etc/postgresql/15/main"
-	MainConf   = ConfDir + "/postgresql.conf"
-	DropIn     = ConfDir + "/conf.d/bulwark.conf"
-	HBAFile    = ConfDir + "/pg_hba.conf"
-	DataDir    = "/var/lib/postgresql/15/main"
-	SocketDir  = "/var/run/postgresql"
-	Socket     = SocketDir + "/.s.PGSQL.5432"
-	Port       = 5432
-	ClusterSvc = "postgresql@15-main.service"
-	binDir     = "/usr/lib/postgresql/15/bin"
+	SocketDir = "/var/run/postgresql"
+	Socket    = SocketDir + "/.s.PGSQL.5432"
+	Port      = 5432
 )
+
+// Layout is Debian's layout of cluster "main" of one PostgreSQL major
+// version: the files the controls write, the binary they ask, the unit
+// they restart. It is a value found on the target (Discover), not a
+// constant, because the major version is the distribution's choice.
+type Layout struct {
+	Version    string // major version, e.g. "17"
+	ConfDir    string // /etc/postgresql/<v>/main
+	MainConf   string // ConfDir/postgresql.conf; its presence means the cluster exists
+	DropIn     string // ConfDir/conf.d/bulwark.conf, written by database.config
+	HBAFile    string // ConfDir/pg_hba.conf, written by database.config
+	DataDir    string // /var/lib/postgresql/<v>/main
+	ClusterSvc string // postgresql@<v>-main.service
+	binDir     string // /usr/lib/postgresql/<v>/bin
+}
+
+// LayoutFor is the layout of major version v's cluster "main".
+func LayoutFor(v string) Layout {
+	conf := pginstall.ConfDir(v)
+	return Layout{
+		Version:    v,
+		ConfDir:    conf,
+		MainConf:   path.Join(conf, "postgresql.conf"),
+		DropIn:     path.Join(conf, "conf.d", "bulwark.conf"),
+		HBAFile:    path.Join(conf, "pg_hba.conf"),
+		DataDir:    path.Join("/var/lib/postgresql", v, "main"),
+		ClusterSvc: "postgresql@" + v + "-main.service",
+		binDir:     pginstall.BinDir(v),
+	}
+}
+
+// Discover finds the layout of the server installed on h (an offline root
+// or the live system): the highest major version installed, or during an
+// upgrade the highest one that already has a cluster (pginstall.Find).
+// It fails, naming what it looked for, when no server is installed.
+func Discover(h host.Host) (Layout, error) {
+	v, err := pginstall.Find(h)
+	if err != nil {
+		return Layout{}, fmt.Errorf("database: find the PostgreSQL server: %w", err)
+	}
+	return LayoutFor(v), nil
+}
+
+// cluster names the cluster the way pg_lsclusters does, for messages.
+func (l Layout) cluster() string { return l.Version + "/main" }
 
 // pgUnit is Debian's umbrella unit; enabling it starts every cluster.
 var pgUnit = check.Unit{Name: "postgresql.service", Target: "multi-user.target"}
 
-// settings are the server parameters the drop-in sets, in the order
-// written, with the value PostgreSQL reports back for each.
-var settings = []struct{ name, conf, want string }{
-	// '' : no TCP socket at all, only the Unix socket below.
-	{"listen_addresses", "''", ""},
-	{"unix_socket_directories", "'" + SocketDir + "'", SocketDir},
-	{"password_encryption", "scram-sha-256", "scram-sha-256"},
-	// Debian's postgresql.conf turns ssl on with the snakeoil cert; with
-	// no TCP there is nothing to encrypt, and a key we do not manage is
-	// one less secret in the image.
-	{"ssl", "off", "off"},
-	{"log_connections", "on", "on"},
-	{"log_disconnections", "on", "on"},
-	{"hba_file", "'" + HBAFile + "'", HBAFile},
+// setting is one server parameter the drop-in sets, with the value
+// PostgreSQL reports back for it.
+type setting struct{ name, conf, want string }
+
+// settings are the drop-in's parameters, in the order written.
+func (l Layout) settings() []setting {
+	return []setting{
+		// '' : no TCP socket at all, only the Unix socket below.
+		{"listen_addresses", "''", ""},
+		{"unix_socket_directories", "'" + SocketDir + "'", SocketDir},
+		{"password_encryption", "scram-sha-256", "scram-sha-256"},
+		// Debian's postgresql.conf turns ssl on with the snakeoil cert; with
+		// no TCP there is nothing to encrypt, and a key we do not manage is
+		// one less secret in the image.
+		{"ssl", "off", "off"},
+		{"log_connections", "on", "on"},
+		{"log_disconnections", "on", "on"},
+		{"hba_file", "'" + l.HBAFile + "'", l.HBAFile},
+	}
 }
 
-func renderDropIn() []byte {
+func (l Layout) renderDropIn() []byte {
 	var b strings.Builder
 	b.WriteString("# Written by bulwark (control database.config). The transfer service is\n")
 	b.WriteString("# the only client and is local: Unix socket only, no TCP listener.\n")
-	for _, s := range settings {
+	for _, s := range l.settings() {
 		b.WriteString(s.name + " = " + s.conf + "\n")
 	}
 	return []byte(b.String())
@@ -100,17 +146,21 @@ func (c *Config) Rows() []string { return configMeta.Rows }
 // enables the server and, live, restarts it when a file changed:
 // listen_addresses only takes effect on restart.
 func (c *Config) Apply(ctx context.Context, h host.Host) error {
-	if err := ensureCluster(ctx, h); err != nil {
-		return configMeta.Wrap("cluster 15/main", err)
+	l, err := Discover(h)
+	if err != nil {
+		return configMeta.Wrap("layout", err)
+	}
+	if err := ensureCluster(ctx, h, l); err != nil {
+		return configMeta.Wrap("cluster "+l.cluster(), err)
 	}
 	before := len(h.Changes())
-	if err := h.WriteFile(DropIn, renderDropIn(), 0o644); err != nil {
-		return configMeta.Wrap("write "+DropIn, err)
+	if err := h.WriteFile(l.DropIn, l.renderDropIn(), 0o644); err != nil {
+		return configMeta.Wrap("write "+l.DropIn, err)
 	}
 	// Root-owned and world-readable (Debian ships it postgres-owned 0640):
 	// it holds no secret, and the server's own user cannot then widen it.
-	if err := h.WriteFile(HBAFile, []byte(hba), 0o644); err != nil {
-		return configMeta.Wrap("write "+HBAFile, err)
+	if err := h.WriteFile(l.HBAFile, []byte(hba), 0o644); err != nil {
+		return configMeta.Wrap("write "+l.HBAFile, err)
 	}
 	if err := pgUnit.Enable(ctx, h); err != nil {
 		return configMeta.Wrap("enable", err)
@@ -118,18 +168,18 @@ func (c *Config) Apply(ctx context.Context, h host.Host) error {
 	if !h.Live() || len(h.Changes()) == before {
 		return nil
 	}
-	return configMeta.Wrap("restart", h.Exec(ctx, "restart "+ClusterSvc+" to apply listen_addresses", "systemctl", "restart", ClusterSvc))
+	return configMeta.Wrap("restart", h.Exec(ctx, "restart "+l.ClusterSvc+" to apply listen_addresses", "systemctl", "restart", l.ClusterSvc))
 }
 
-func ensureCluster(ctx context.Context, h host.Host) error {
-	_, err := h.Stat(MainConf)
+func ensureCluster(ctx context.Context, h host.Host, l Layout) error {
+	_, err := h.Stat(l.MainConf)
 	if err == nil {
 		return nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return h.Exec(ctx, "create PostgreSQL cluster 15/main", "pg_createcluster", Version, "main")
+	return h.Exec(ctx, "create PostgreSQL cluster "+l.cluster(), "pg_createcluster", l.Version, "main")
 }
 
 // Verify reads what the server will use (postgres -C over the files,
@@ -137,27 +187,39 @@ func ensureCluster(ctx context.Context, h host.Host) error {
 // the kernel's listening sockets, the socket file and the unit.
 func (c *Config) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
+	l, err := Discover(h)
+	if err != nil {
+		return check.Timed([]provision.Finding{notInstalled(configMeta, err)}, start)
+	}
 	out := []provision.Finding{
-		check.File(configMeta, h, DropIn, renderDropIn()),
-		check.File(configMeta, h, HBAFile, []byte(hba)),
-		hostLines(h),
+		check.File(configMeta, h, l.DropIn, l.renderDropIn()),
+		check.File(configMeta, h, l.HBAFile, []byte(hba)),
+		hostLines(h, l),
 		pgUnit.Enabled(configMeta, h),
 	}
-	out = append(out, effective(ctx, h, "postgres -C", fileSetting)...)
+	out = append(out, effective(ctx, h, l, "postgres -C", fileSetting)...)
 	if h.Live() {
-		out = append(out, effective(ctx, h, "SHOW", liveSetting)...)
-		out = append(out, noTCP(), socketPresent(h), check.Active(ctx, configMeta, ClusterSvc))
+		out = append(out, effective(ctx, h, l, "SHOW", liveSetting)...)
+		out = append(out, noTCP(), socketPresent(h), check.Active(ctx, configMeta, l.ClusterSvc))
 	}
 	return check.Timed(out, start)
 }
 
+// notInstalled is Verify's answer when Discover fails: with no server
+// there is nothing else to read, and a missing database is not a pass.
+func notInstalled(m check.Meta, err error) provision.Finding {
+	f := m.Finding("PostgreSQL server", "installed ("+pginstall.LibDir+"/<major>/bin/postgres)")
+	return check.Fail(f, "not found", err.Error()+"; install postgresql, then run bulwark apply",
+		provision.Evidence{Source: pginstall.LibDir, Read: err.Error()})
+}
+
 // hostLines fails on any pg_hba line that admits TCP clients, quoting it:
 // the file check says the file drifted, this one says how dangerously.
-func hostLines(h host.Host) provision.Finding {
+func hostLines(h host.Host, l Layout) provision.Finding {
 	f := configMeta.Finding("pg_hba.conf TCP entries", "none (local lines only)")
-	b, err := h.ReadFile(HBAFile)
+	b, err := h.ReadFile(l.HBAFile)
 	if err != nil {
-		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: HBAFile, Read: err.Error()})
+		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: l.HBAFile, Read: err.Error()})
 	}
 	var bad []string
 	for _, line := range strings.Split(string(b), "\n") {
@@ -168,17 +230,17 @@ func hostLines(h host.Host) provision.Finding {
 	}
 	if len(bad) > 0 {
 		return check.Fail(f, strings.Join(bad, "; "), "pg_hba.conf admits TCP clients; run bulwark apply",
-			provision.Evidence{Source: HBAFile, Read: strings.Join(bad, "\n")})
+			provision.Evidence{Source: l.HBAFile, Read: strings.Join(bad, "\n")})
 	}
-	return check.Pass(f, "none", provision.Evidence{Source: HBAFile, Read: "no host/hostssl/hostnossl/hostgssenc lines"})
+	return check.Pass(f, "none", provision.Evidence{Source: l.HBAFile, Read: "no host/hostssl/hostnossl/hostgssenc lines"})
 }
 
 // effective compares each setting as read by get against the drop-in's.
-func effective(ctx context.Context, h host.Host, how string, get func(context.Context, host.Host, string) (string, string, error)) []provision.Finding {
+func effective(ctx context.Context, h host.Host, l Layout, how string, get func(context.Context, host.Host, Layout, string) (string, string, error)) []provision.Finding {
 	var out []provision.Finding
-	for _, s := range settings {
+	for _, s := range l.settings() {
 		f := configMeta.Finding(s.name+" ("+how+")", quote(s.want))
-		got, src, err := get(ctx, h, s.name)
+		got, src, err := get(ctx, h, l, s.name)
 		if err != nil {
 			out = append(out, check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()}))
 			continue
@@ -199,9 +261,9 @@ func quote(s string) string { return "'" + s + "'" }
 // files in the same order as at start-up (conf.d, auto.conf, -c): a later
 // file overriding the drop-in cannot hide from it. Runs as postgres, which
 // owns the data directory, inside the root when offline.
-func fileSetting(ctx context.Context, h host.Host, name string) (string, string, error) {
-	src := binDir + "/postgres -C " + name
-	out, err := h.Query(ctx, "env", append(asPostgres, binDir+"/postgres",
-		"-D", DataDir, "-c", "config_file="+MainConf, "-C", name)...)
+func fileSetting(ctx context.Context, h host.Host, l Layout, name string) (string, string, error) {
+	src := l.binDir + "/postgres -C " + name
+	out, err := h.Query(ctx, "env", append(asPostgres, l.binDir+"/postgres",
+		"-D", l.DataDir, "-c", "config_file="+l.MainConf, "-C", name)...)
 	return strings.TrimSpace(string(out)), src, err
 }

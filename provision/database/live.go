@@ -29,7 +29,7 @@ func psql(ctx context.Context, h host.Host, query string) (string, error) {
 
 // liveSetting is the running server's value, which differs from the
 // files' until the server restarts.
-func liveSetting(ctx context.Context, h host.Host, name string) (string, string, error) {
+func liveSetting(ctx context.Context, h host.Host, _ Layout, name string) (string, string, error) {
 	v, err := psql(ctx, h, "SHOW "+name)
 	return v, "psql over " + Socket + ": SHOW " + name, err
 }

@@ -44,11 +44,14 @@ SELECT 'ALTER DATABASE ` + DBName + ` OWNER TO ` + RoleName + `'
   FROM pg_database WHERE datname = '` + DBName + `' AND datdba <> '` + RoleName + `'::regrole\gexec
 `
 
-const initService = `# Written by bulwark (control database.role).
+// initService runs the SQL once the cluster is up: ordered after and
+// bound to l's cluster unit, whose name carries the major version.
+func (l Layout) initService() []byte {
+	return []byte(`# Written by bulwark (control database.role).
 [Unit]
 Description=bulwark: create transferd's PostgreSQL role and database
-After=` + ClusterSvc + `
-Requires=` + ClusterSvc + `
+After=` + l.ClusterSvc + `
+Requires=` + l.ClusterSvc + `
 
 [Service]
 Type=oneshot
@@ -58,7 +61,8 @@ ExecStart=/usr/bin/psql -X -q -v ON_ERROR_STOP=1 -h ` + SocketDir + ` -f ` + Ini
 
 [Install]
 WantedBy=multi-user.target
-`
+`)
+}
 
 var roleMeta = check.Meta{
 	ID:    "database.role",
@@ -77,14 +81,19 @@ func (r *Role) Rows() []string { return roleMeta.Rows }
 // role or database is missing (queried first, so a converged server sees
 // no change).
 func (r *Role) Apply(ctx context.Context, h host.Host) error {
+	l, err := Discover(h)
+	if err != nil {
+		return roleMeta.Wrap("layout", err)
+	}
+	unit := l.initService()
 	before := len(h.Changes())
 	if err := h.WriteFile(InitSQL, []byte(initSQL), 0o644); err != nil {
 		return roleMeta.Wrap("write "+InitSQL, err)
 	}
-	if err := check.PreflightUnits(ctx, h, roleMeta, check.UnitFile{Path: initPath, Data: []byte(initService)}); err != nil {
+	if err := check.PreflightUnits(ctx, h, roleMeta, check.UnitFile{Path: initPath, Data: unit}); err != nil {
 		return err
 	}
-	if err := h.WriteFile(initPath, []byte(initService), 0o644); err != nil {
+	if err := h.WriteFile(initPath, unit, 0o644); err != nil {
 		return roleMeta.Wrap("write "+initPath, err)
 	}
 	if err := initUnit.Enable(ctx, h); err != nil {
@@ -119,9 +128,13 @@ const (
 // Verify checks the unit and SQL offline; live it also asks the server.
 func (r *Role) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
+	l, err := Discover(h)
+	if err != nil {
+		return check.Timed([]provision.Finding{notInstalled(roleMeta, err)}, start)
+	}
 	out := []provision.Finding{
 		check.File(roleMeta, h, InitSQL, []byte(initSQL)),
-		check.File(roleMeta, h, initPath, []byte(initService)),
+		check.File(roleMeta, h, initPath, l.initService()),
 		initUnit.Enabled(roleMeta, h),
 	}
 	if h.Live() {

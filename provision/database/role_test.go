@@ -13,7 +13,7 @@ import (
 )
 
 // TestInitSQLConverges runs the init unit's SQL against a real PostgreSQL
-// 15 on a Unix socket: it creates the role and database, changes nothing
+// (the build machine's) on a Unix socket: it creates the role and database, changes nothing
 // the second time, and puts back each drift the live Verify reports.
 func TestInitSQLConverges(t *testing.T) {
 	pg := testsvc.Postgres(t)
@@ -24,7 +24,7 @@ func TestInitSQLConverges(t *testing.T) {
 	run := func(args ...string) string {
 		t.Helper()
 		args = append([]string{"-XAtq", "-h", pg.Dir, "-U", "bulwark", "-d", "postgres", "-v", "ON_ERROR_STOP=1"}, args...)
-		out, err := exec.Command(filepath.Join(testsvc.PGBin, "psql"), args...).CombinedOutput()
+		out, err := exec.Command(filepath.Join(pg.Bin, "psql"), args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("psql %v: %v\n%s", args, err, out)
 		}

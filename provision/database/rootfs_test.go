@@ -24,28 +24,39 @@ func rootfs(t *testing.T) string {
 	return root
 }
 
+// discover is the layout of the server installed in root.
+func discover(t *testing.T, root string) Layout {
+	t.Helper()
+	l, err := Discover(ct.NewHost(t, root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
 // TestDatabaseOnRootfs applies the family to a real Debian tree (creating
 // the cluster, as the package leaves none there), proves a second Apply
 // changes nothing, then breaks each control on purpose and checks Verify
 // fails naming the control, the property and the evidence.
 func TestDatabaseOnRootfs(t *testing.T) {
 	root := rootfs(t)
+	l := discover(t, root)
 	controls := Controls(nil)
 	ct.Converge(t, root, controls)
-	const local = ConfDir + "/conf.d/zz-local.conf"
+	local := l.ConfDir + "/conf.d/zz-local.conf"
 	removeLocal := func(t *testing.T) { ct.Remove(t, root, local) }
 	ct.RequireBreakable(t, root, controls, []ct.Breakage{
 		{Name: "listen on every address in the drop-in", Break: func(t *testing.T) {
-			ct.Edit(t, root, DropIn, "listen_addresses = ''", "listen_addresses = '*'")
+			ct.Edit(t, root, l.DropIn, "listen_addresses = ''", "listen_addresses = '*'")
 		}, Control: "database.config", Property: "listen_addresses (postgres -C)", Evidence: "listen_addresses = '*'"},
 		{Name: "a later conf.d file reopens TCP", Break: func(t *testing.T) {
 			ct.Write(t, root, local, "listen_addresses = '0.0.0.0'\n")
 		}, Control: "database.config", Property: "listen_addresses (postgres -C)", Evidence: "listen_addresses = '0.0.0.0'", Cleanup: removeLocal},
 		{Name: "pg_hba admits the internet", Break: func(t *testing.T) {
-			ct.Append(t, root, HBAFile, "host all all 0.0.0.0/0 md5\n")
+			ct.Append(t, root, l.HBAFile, "host all all 0.0.0.0/0 md5\n")
 		}, Control: "database.config", Property: "pg_hba.conf TCP entries", Evidence: "host all all 0.0.0.0/0 md5"},
 		{Name: "ssl switched back on", Break: func(t *testing.T) {
-			ct.Edit(t, root, DropIn, "ssl = off", "ssl = on")
+			ct.Edit(t, root, l.DropIn, "ssl = off", "ssl = on")
 		}, Control: "database.config", Property: "ssl (postgres -C)", Evidence: "ssl = 'on'"},
 		{Name: "server disabled", Break: func(t *testing.T) {
 			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/postgresql.service")
@@ -63,11 +74,12 @@ func TestDatabaseOnRootfs(t *testing.T) {
 // and leaves every file as it was.
 func TestDryRunChangesNothing(t *testing.T) {
 	root := rootfs(t)
+	l := discover(t, root)
 	h := ct.Apply(t, root, Controls(nil), host.DryRun())
 	if len(h.Changes()) == 0 {
 		t.Fatal("dry run recorded no changes on a fresh tree")
 	}
-	for _, p := range []string{MainConf, DropIn, InitSQL, initPath} {
+	for _, p := range []string{l.MainConf, l.DropIn, InitSQL, initPath} {
 		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
 			t.Errorf("dry run created %s", p)
 		}
