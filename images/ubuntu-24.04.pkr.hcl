@@ -3,6 +3,16 @@
 # pass here. cloud-init reads its seed from a "cidata" CD: meta-data from
 # cloud-init/, user-data rendered from cloud-init/user-data.pkrtpl with the
 # build key (and, when given, the Ubuntu Pro token for FIPS).
+#
+# Boot chain: Canonical's image already carries both halves (a BIOS boot
+# partition with GRUB, and an EFI system partition with Canonical's signed
+# shim and GRUB, \EFI\BOOT\BOOTX64.EFI being shim), so this template adds
+# no bootloader and writes no boot entry. The build VM boots it the strict
+# way: OVMF on q35 with SMM and Microsoft's keys enrolled, Secure Boot
+# enforced, so an image whose boot chain is not signed end to end fails
+# here and not at a customer. Kernel updates during the build go through
+# the distro's own hooks (zz-update-grub, initramfs-tools, shim-signed),
+# which keep both halves current.
 
 packer {
   required_plugins {
@@ -36,6 +46,22 @@ variable "accelerator" {
     condition     = contains(["tcg", "kvm", "hvf", "whpx", "none"], var.accelerator)
     error_message = "The accelerator must be one of tcg, kvm, hvf, whpx, none."
   }
+}
+
+# Debian's and Ubuntu's ovmf package. The _4M.secboot code has SMM and
+# Secure Boot; the .ms vars have Microsoft's keys enrolled and Secure Boot
+# on, which is what shim is signed for. The plugin copies the vars into
+# output_dir/efivars.fd (its NVRAM); the image does not depend on it.
+variable "efi_firmware_code" {
+  type        = string
+  default     = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd"
+  description = "OVMF code (read-only pflash) with Secure Boot and SMM."
+}
+
+variable "efi_firmware_vars" {
+  type        = string
+  default     = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+  description = "OVMF variables template with Microsoft's keys enrolled and Secure Boot on."
 }
 
 variable "format" {
@@ -116,6 +142,13 @@ data "bulwark-policy" "appliance" {
 locals {
   image       = "${var.output_dir}/${var.vm_name}.${var.format}"
   results_dir = var.results_dir
+  # A qemuargs "-machine" replaces the plugin's whole "-machine
+  # type=q35,accel=…" (qemu builder step_run.go keys its defaults by flag),
+  # so type and accelerator are repeated here with smm=on, the way the
+  # plugin writes them ("none": no accel=). The plugin's efi_* options add
+  # only the two pflash drives (code read-only as unit 0, its copy of the
+  # vars as unit 1); locking the flash to SMM is ours to ask for.
+  machine = join(",", concat(["type=q35"], var.accelerator == "none" ? [] : ["accel=${var.accelerator}"], ["smm=on"]))
 }
 
 source "qemu" "ubuntu" {
@@ -131,6 +164,15 @@ source "qemu" "ubuntu" {
   output_directory = var.output_dir
   vm_name          = "${var.vm_name}.${var.format}"
 
+  machine_type      = "q35"
+  efi_boot          = true
+  efi_firmware_code = var.efi_firmware_code
+  efi_firmware_vars = var.efi_firmware_vars
+  qemuargs = [
+    ["-machine", local.machine],
+    ["-global", "driver=cfi.pflash01,property=secure,value=on"],
+  ]
+
   cd_label = "cidata"
   cd_files = ["${path.root}/cloud-init/meta-data"]
   cd_content = {
@@ -144,12 +186,24 @@ source "qemu" "ubuntu" {
   ssh_username         = "root"
   ssh_private_key_file = var.ssh_private_key_file
   ssh_timeout          = "30m"
-  shutdown_command     = "cloud-init clean --logs --machine-id && systemctl poweroff"
-  shutdown_timeout     = "10m"
+  # Per-instance state only: cloud-init's record and the machine-id. Nothing
+  # here touches /boot, the ESP or the NVRAM: the image boots on a new VM
+  # through the removable-media path (shim's fallback makes the instance's
+  # own entry) or BIOS GRUB, as Canonical shipped it.
+  shutdown_command = "cloud-init clean --logs --machine-id && systemctl poweroff"
+  shutdown_timeout = "10m"
 }
 
 build {
   sources = ["source.qemu.ubuntu"]
+
+  # sshd answers before cloud-init has installed the seed's packages (the
+  # final stage); hardening a half-installed system fails on what is
+  # missing. Exit 2 is "done with recoverable errors" (cloud-init 23.4+,
+  # e.g. a deprecated key): shown, not fatal.
+  provisioner "shell" {
+    inline = ["cloud-init status --wait --long || test $? -eq 2"]
+  }
 
   provisioner "bulwark-harden" {
     bulwark_binary   = var.bulwark_binary
@@ -157,6 +211,9 @@ build {
     policy_file      = var.policy_file
     results_dir      = local.results_dir
     remove_build_key = var.build_public_key
+    # From /, not the communicator's home: controls run tools as service
+    # users (psql as postgres), which cannot enter /root.
+    execute_command = "cd / && {{.Command}}"
   }
 
   post-processor "bulwark-evidence" {

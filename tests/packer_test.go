@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -229,6 +230,44 @@ func TestUbuntuSeedInstallsTheBase(t *testing.T) {
 		}
 		if name != "" && !seed[name] {
 			t.Errorf("base package %s: %q missing from the Ubuntu cloud-init seed's packages", p, name)
+		}
+	}
+}
+
+// TestUbuntuTemplateBootChain: the Ubuntu template cannot be built here,
+// so this reads it: the build VM boots OVMF with Secure Boot enforced (q35
+// with SMM, the secure pflash, Debian's ovmf files as the defaults), and
+// neither the template nor its seed writes a boot entry or boots a kernel
+// directly: the distro's hooks own the boot chain.
+func TestUbuntuTemplateBootChain(t *testing.T) {
+	tpl, err := os.ReadFile("../images/ubuntu-24.04.pkr.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := os.ReadFile("../images/cloud-init/user-data.pkrtpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`(?m)^\s*machine_type\s*=\s*"q35"$`,
+		`(?m)^\s*efi_boot\s*=\s*true$`,
+		`(?m)^\s*efi_firmware_code\s*=\s*var\.efi_firmware_code$`,
+		`(?m)^\s*efi_firmware_vars\s*=\s*var\.efi_firmware_vars$`,
+		`(?m)^\s*default\s*=\s*"/usr/share/OVMF/OVMF_CODE_4M\.secboot\.fd"$`,
+		`(?m)^\s*default\s*=\s*"/usr/share/OVMF/OVMF_VARS_4M\.ms\.fd"$`,
+		`\["-machine", local\.machine\]`,
+		`"type=q35".*"smm=on"`,
+		`\["-global", "driver=cfi\.pflash01,property=secure,value=on"\]`,
+	} {
+		if !regexp.MustCompile(want).Match(tpl) {
+			t.Errorf("images/ubuntu-24.04.pkr.hcl: no match for %s", want)
+		}
+	}
+	for name, b := range map[string][]byte{"template": tpl, "cloud-init seed": seed} {
+		for _, banned := range []string{"efibootmgr", "grub-install", "bootctl", `"-kernel"`, `"-bios"`} {
+			if strings.Contains(string(b), banned) {
+				t.Errorf("%s uses %s: the distro's own hooks keep the image bootable, bulwark writes no boot entry", name, banned)
+			}
 		}
 	}
 }

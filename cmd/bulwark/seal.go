@@ -8,6 +8,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/provision/all"
+	"github.com/bulwark-appliance/bulwark/provision/pro"
 )
 
 func init() {
@@ -21,7 +22,10 @@ TLS pair nginx needs; the SSH host keys the build VM's sshd serves), and
 every instance booted from the image would share it. seal deletes it and
 reads it back gone; each instance makes its own at first boot (the SSH
 host keys' public halves are printed on the console, for pinning). Open
-sessions keep working. The Packer provisioner runs it after verify.`,
+sessions keep working. Last, where the Ubuntu Pro client is installed and
+attached, seal runs pro detach and reads the status back detached, so no
+image ships on the builder's Pro contract (on Debian it says there is
+nothing to detach). The Packer provisioner runs it after verify.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, err := loadPolicy()
@@ -32,14 +36,20 @@ sessions keep working. The Packer provisioner runs it after verify.`,
 			if err != nil {
 				return usageErr(err)
 			}
-			n, err := runner.Seal(stageContext(cmd.Context()), h, all.Controls(p))
+			ctx := stageContext(cmd.Context())
+			n, err := runner.Seal(ctx, h, all.Controls(p))
+			var note string
+			if err == nil {
+				note, err = pro.Seal(ctx, h)
+			}
 			for _, c := range h.Changes() {
 				fmt.Fprintf(cmd.OutOrStdout(), "seal: %s\n", c)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sealed: %d control(s) checked, %d file(s) removed\n", n, len(h.Changes()))
+			fmt.Fprintf(cmd.OutOrStdout(), "seal: ubuntu pro: %s\n", note)
+			fmt.Fprintf(cmd.OutOrStdout(), "sealed: %d control(s) checked, %d change(s)\n", n, len(h.Changes()))
 			return nil
 		},
 	}

@@ -151,6 +151,26 @@ func TestInvariantsCatchBrokenProgram(t *testing.T) {
 				v.UserData = pulumi.Unsecret(v.UserData.(pulumi.StringOutput)).(pulumi.StringOutput)
 			}
 		}, "user-data-secret", "not a secret"},
+		{"ami left to AWS's default boot mode", func(a any) {
+			if v, ok := a.(*ec2.AmiArgs); ok {
+				v.BootMode = nil
+			}
+		}, "ami-boots-uefi", `bootMode = ""`},
+		{"ami on legacy bios", func(a any) {
+			if v, ok := a.(*ec2.AmiArgs); ok {
+				v.BootMode = pulumi.String("legacy-bios")
+			}
+		}, "ami-boots-uefi", "legacy-bios"},
+		{"import as vmdk", func(a any) {
+			if v, ok := a.(*ebs.SnapshotImportArgs); ok {
+				v.DiskContainer.(*ebs.SnapshotImportDiskContainerArgs).Format = pulumi.String("VMDK")
+			}
+		}, "image-imported-raw", `format = "VMDK"`},
+		{"ami from another snapshot", func(a any) {
+			if v, ok := a.(*ec2.AmiArgs); ok {
+				v.EbsBlockDevices.(ec2.AmiEbsBlockDeviceArray)[0].(*ec2.AmiEbsBlockDeviceArgs).SnapshotId = pulumi.String("snap-0123456789abcdef0")
+			}
+		}, "image-imported-raw", "snap-0123456789abcdef0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,11 +237,63 @@ func TestNewTargetRejectsBadConfig(t *testing.T) {
 		{"no image", Config{}, "bulwark:imagePath"},
 		{"retain", Config{ImagePath: "x.raw", BackupRetainCount: 5000}, "1-1000"},
 		{"time", Config{ImagePath: "x.raw", BackupTime: "3am"}, "HH:MM"},
+		{"boot mode", Config{ImagePath: "x.raw", BootMode: "bios"}, "bulwark:bootMode"},
+		{"tpm version", Config{ImagePath: "x.raw", TpmSupport: "v1.2"}, "only v2.0"},
+		{"tpm without uefi", Config{ImagePath: "x.raw", BootMode: "legacy-bios", TpmSupport: "v2.0"}, "needs boot mode uefi"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := NewTarget(tt.c); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestAMIBootModeAndTPM: the AMI boots UEFI unless the stack says
+// otherwise, and carries NitroTPM only when TpmSupport asks for it (the
+// tpm2 key source, issue 14); the rest of the image chain is unchanged.
+func TestAMIBootModeAndTPM(t *testing.T) {
+	tests := []struct {
+		name           string
+		c              Config
+		wantBoot       string
+		wantTPM        string
+		wantInvariants bool // ami-boots-uefi holds
+	}{
+		{"default", Config{}, "uefi", "", true},
+		{"tpm2 key source", Config{TpmSupport: "v2.0"}, "uefi", "v2.0", true},
+		{"legacy bios on request", Config{BootMode: "legacy-bios"}, "legacy-bios", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.ImagePath = image(t)
+			target, err := NewTarget(tt.c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &mocktest.Mocks{Computed: computed}
+			key := pulumi.ToSecret(pulumi.String(testKey)).(pulumi.StringOutput)
+			if err := mocktest.Run(m, Program(defaultPolicy(t), target, key)); err != nil {
+				t.Fatalf("program: %v", err)
+			}
+			amis := of(m.Resources(), tAMI)
+			if len(amis) != 1 {
+				t.Fatalf("%d AMIs registered, want 1", len(amis))
+			}
+			in := amis[0].Inputs
+			if got := str(in, "bootMode"); got != tt.wantBoot {
+				t.Errorf("bootMode = %q, want %q", got, tt.wantBoot)
+			}
+			if got := str(in, "tpmSupport"); got != tt.wantTPM {
+				t.Errorf("tpmSupport = %q, want %q", got, tt.wantTPM)
+			}
+			failed := checkAll(defaultPolicy(t), m.Resources())
+			if err := failed["ami-boots-uefi"]; (err == nil) != tt.wantInvariants {
+				t.Errorf("ami-boots-uefi = %v, want it to hold: %v", err, tt.wantInvariants)
+			}
+			if err := failed["image-imported-raw"]; err != nil {
+				t.Errorf("image-imported-raw: %v", err)
 			}
 		})
 	}

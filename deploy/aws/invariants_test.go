@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 
@@ -18,6 +19,7 @@ const (
 	tInstance = "aws:ec2/instance:Instance"
 	tVolume   = "aws:ebs/volume:Volume"
 	tSnapImp  = "aws:ebs/snapshotImport:SnapshotImport"
+	tAMI      = "aws:ec2/ami:Ami"
 	tSGRule   = "aws:ec2/securityGroupRule:SecurityGroupRule"
 	tSG       = "aws:ec2/securityGroup:SecurityGroup"
 	tKey      = "aws:kms/key:Key"
@@ -39,6 +41,8 @@ var invariants = []invariant{
 	{"imdsv2-required", imdsv2},
 	{"s3-public-access-blocked", s3Blocked},
 	{"user-data-secret", userDataSecret},
+	{"ami-boots-uefi", amiBootsUEFI},
+	{"image-imported-raw", importedRaw},
 }
 
 func checkAll(pol *policies.Policy, res []mocktest.Resource) map[string]error {
@@ -219,6 +223,51 @@ func userDataSecret(_ *policies.Policy, res []mocktest.Resource) error {
 	for _, r := range res {
 		if mocktest.Contains(r.Inputs, testKey) || mocktest.Contains(r.Inputs, base64.StdEncoding.EncodeToString([]byte(testKey))) {
 			errs = append(errs, fmt.Errorf("%s: the LUKS key appears in plain inputs", r.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// amiBootsUEFI: one AMI, registered to boot through UEFI (shim and signed
+// GRUB); AWS would otherwise pick legacy BIOS for an imported snapshot.
+func amiBootsUEFI(_ *policies.Policy, res []mocktest.Resource) error {
+	amis := of(res, tAMI)
+	if len(amis) != 1 {
+		return fmt.Errorf("want exactly one AMI, found %d", len(amis))
+	}
+	if got := str(amis[0].Inputs, "bootMode"); got != "uefi" {
+		return fmt.Errorf("%s: bootMode = %q, want uefi", amis[0].Name, got)
+	}
+	return nil
+}
+
+// importedRaw: the AMI's root snapshot is the import of the raw disk: the
+// import reads format RAW from a .raw object, and the AMI maps that
+// snapshot (the mock's ID is the name plus "-id").
+func importedRaw(_ *policies.Policy, res []mocktest.Resource) error {
+	imps := of(res, tSnapImp)
+	if len(imps) != 1 {
+		return fmt.Errorf("want exactly one snapshot import, found %d", len(imps))
+	}
+	imp := imps[0]
+	var errs []error
+	if got := str(imp.Inputs, "diskContainer", "format"); got != "RAW" {
+		errs = append(errs, fmt.Errorf("%s: diskContainer.format = %q, want RAW", imp.Name, got))
+	}
+	if key := str(imp.Inputs, "diskContainer", "userBucket", "s3Key"); !strings.HasSuffix(key, ".raw") {
+		errs = append(errs, fmt.Errorf("%s: imports s3 key %q, want the .raw image", imp.Name, key))
+	}
+	for _, a := range of(res, tAMI) {
+		var snaps []string
+		if v := prop(a.Inputs, "ebsBlockDevices"); v.IsArray() {
+			for _, d := range v.ArrayValue() {
+				if d.IsObject() {
+					snaps = append(snaps, str(d.ObjectValue(), "snapshotId"))
+				}
+			}
+		}
+		if !slices.Equal(snaps, []string{imp.Name + "-id"}) {
+			errs = append(errs, fmt.Errorf("%s: block device snapshots %v, want only the import %s", a.Name, snaps, imp.Name+"-id"))
 		}
 	}
 	return errors.Join(errs...)

@@ -89,7 +89,8 @@ func (d *deployer) bucket() error {
 
 // image uploads the raw disk, imports it as an encrypted snapshot through a
 // vmimport service role scoped to this bucket and key, and registers an AMI
-// that itself demands IMDSv2.
+// that itself demands IMDSv2 and boots in the configured mode (UEFI unless
+// the stack says otherwise).
 func (d *deployer) image() error {
 	obj, err := s3.NewBucketObjectv2(d.ctx, d.name("image"), &s3.BucketObjectv2Args{
 		Bucket: d.bkt.ID(),
@@ -127,6 +128,7 @@ func (d *deployer) image() error {
 		RootDeviceName:     pulumi.String(rootDevice),
 		EnaSupport:         pulumi.Bool(true),
 		ImdsSupport:        pulumi.String("v2.0"),
+		BootMode:           pulumi.String(d.t.Config.BootMode),
 		EbsBlockDevices: ec2.AmiEbsBlockDeviceArray{&ec2.AmiEbsBlockDeviceArgs{
 			DeviceName:          pulumi.String(rootDevice),
 			SnapshotId:          snap.ID(),
@@ -135,8 +137,8 @@ func (d *deployer) image() error {
 		}},
 		Tags: d.tags(),
 	}
-	if d.t.Config.BootMode != "" {
-		ami.BootMode = pulumi.String(d.t.Config.BootMode)
+	if d.t.Config.TpmSupport != "" {
+		ami.TpmSupport = pulumi.String(d.t.Config.TpmSupport)
 	}
 	d.t.adjust(ami)
 	if d.amiImg, err = ec2.NewAmi(d.ctx, d.name("ami"), ami, d.parent); err != nil {

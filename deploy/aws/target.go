@@ -26,8 +26,14 @@ type Config struct {
 	// SubnetID and VpcID place the instance; empty means the default VPC.
 	SubnetID string
 	VpcID    string
-	// BootMode is passed to the AMI ("uefi", "legacy-bios"; empty: AWS default).
+	// BootMode is the AMI's boot mode: "uefi" (the default: the image
+	// boots through shim and signed GRUB), "legacy-bios" or
+	// "uefi-preferred" for instance types without UEFI.
 	BootMode string
+	// TpmSupport is the AMI's NitroTPM ("v2.0", which needs BootMode
+	// "uefi"; empty: none). It is set by the tpm2 key source (issue 14),
+	// which seals the data volume's key to the instance's TPM.
+	TpmSupport string
 	// BackupRetainCount is how many daily snapshots DLM keeps.
 	BackupRetainCount int
 	// BackupTime is the daily snapshot time, UTC "HH:MM".
@@ -39,6 +45,7 @@ const (
 	DefaultInstanceType      = "t3.medium"
 	DefaultBackupRetainCount = 30
 	DefaultBackupTime        = "03:00"
+	DefaultBootMode          = "uefi"
 	// rootDevice is where the AMI's boot snapshot is mapped; dataDevice is
 	// the attachment name of the data volume (on Nitro instances it shows
 	// up as /dev/nvme1n1 in the guest whatever name is given here).
@@ -72,6 +79,9 @@ func NewTarget(c Config) (*Target, error) {
 	if c.BackupRetainCount < 1 || c.BackupRetainCount > 1000 {
 		return nil, fmt.Errorf("aws: backup retain count %d is outside DLM's 1-1000", c.BackupRetainCount)
 	}
+	if err := c.bootDefaults(); err != nil {
+		return nil, err
+	}
 	if c.BackupTime == "" {
 		c.BackupTime = DefaultBackupTime
 	}
@@ -80,6 +90,27 @@ func NewTarget(c Config) (*Target, error) {
 		return nil, fmt.Errorf("aws: backup time %q: want UTC HH:MM", c.BackupTime)
 	}
 	return &Target{Config: c}, nil
+}
+
+// bootDefaults fills in and checks BootMode and TpmSupport: AWS accepts
+// either only from its own short lists, and NitroTPM only on UEFI.
+func (c *Config) bootDefaults() error {
+	if c.BootMode == "" {
+		c.BootMode = DefaultBootMode
+	}
+	switch c.BootMode {
+	case "uefi", "legacy-bios", "uefi-preferred":
+	default:
+		return fmt.Errorf("aws: boot mode %q: want uefi, legacy-bios or uefi-preferred (pulumi config set bulwark:bootMode uefi)", c.BootMode)
+	}
+	switch {
+	case c.TpmSupport == "":
+	case c.TpmSupport != "v2.0":
+		return fmt.Errorf("aws: tpm support %q: AWS knows only v2.0 (NitroTPM)", c.TpmSupport)
+	case c.BootMode != "uefi":
+		return fmt.Errorf("aws: tpm support v2.0 needs boot mode uefi, have %s (NitroTPM is UEFI only)", c.BootMode)
+	}
+	return nil
 }
 
 // Deploy registers every AWS resource of one appliance under spec.Parent.
