@@ -48,14 +48,8 @@ variable "format" {
   description = "Output disk format."
   validation {
     condition     = contains(["qcow2", "raw"], var.format)
-    error_message = "The format must be qcow2 or raw (use vmdk = true for hypervisors)."
+    error_message = "The format must be qcow2 or raw (`bulwark image export` writes vmdk, ova and vhd from it)."
   }
-}
-
-variable "vmdk" {
-  type        = bool
-  default     = false
-  description = "Also convert the image to a streamOptimized VMDK for VMware/ESXi."
 }
 
 variable "net_device" {
@@ -159,8 +153,7 @@ data "bulwark-policy" "appliance" {
 }
 
 locals {
-  image       = "${var.output_dir}/${var.vm_name}.${var.format}"
-  results_dir = var.results_dir
+  results_dir  = var.results_dir
   evidence_dir = var.evidence_dir == "" ? "${var.output_dir}/evidence" : var.evidence_dir
 }
 
@@ -221,13 +214,5 @@ build {
     policy_file  = var.policy_file
     base_image   = var.base_image
     output_dir   = local.evidence_dir
-  }
-
-  # Hypervisors (VMware, ESXi) take VMDK; the qcow2/raw stays the artifact.
-  post-processor "shell-local" {
-    inline = var.vmdk ? [
-      "qemu-img convert -O vmdk -o subformat=streamOptimized '${local.image}' '${var.output_dir}/${var.vm_name}.vmdk'",
-      "echo 'VMDK: ${var.output_dir}/${var.vm_name}.vmdk'",
-    ] : ["true"]
   }
 }

@@ -69,13 +69,8 @@ variable "format" {
   default = "qcow2"
   validation {
     condition     = contains(["qcow2", "raw"], var.format)
-    error_message = "The format must be qcow2 or raw (use vmdk = true for hypervisors)."
+    error_message = "The format must be qcow2 or raw (`bulwark image export` writes vmdk, ova and vhd from it)."
   }
-}
-
-variable "vmdk" {
-  type    = bool
-  default = false
 }
 
 variable "memory" {
@@ -140,7 +135,6 @@ data "bulwark-policy" "appliance" {
 }
 
 locals {
-  image       = "${var.output_dir}/${var.vm_name}.${var.format}"
   results_dir = var.results_dir
   # A qemuargs "-machine" replaces the plugin's whole "-machine
   # type=q35,accel=…" (qemu builder step_run.go keys its defaults by flag),
@@ -221,11 +215,5 @@ build {
     policy_file  = var.policy_file
     base_image   = var.cloud_image_url
     output_dir   = "${var.output_dir}/evidence"
-  }
-
-  post-processor "shell-local" {
-    inline = var.vmdk ? [
-      "qemu-img convert -O vmdk -o subformat=streamOptimized '${local.image}' '${var.output_dir}/${var.vm_name}.vmdk'",
-    ] : ["true"]
   }
 }

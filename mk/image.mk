@@ -4,17 +4,19 @@
 #
 #   make base-image               build or reuse the base disk; prints it (out/base.json)
 #   make image                    scripts/build-image.sh: bins → base → plugin →
-#                                 init → validate → packer build → evidence check
-#   make image FORMAT=raw|vmdk    other output formats (qcow2 by default)
+#                                 init → validate → packer build → export
+#                                 (qcow2, raw, vmdk, ova, vhd + manifest.json)
+#                                 → evidence check
 #   make image POLICY=file.yaml   an operator policy instead of the embedded one
 #   make e2e                      make image with the e2e operator key, then boot
 #                                 the built image and probe it (tests/e2e_test.go)
 #                                 and deploy it locally (tests/live_deploy_test.go)
 #
-# Outputs: out/images/debian-12-$(FORMAT)/, out/evidence/debian-12-$(FORMAT)/,
-# out/results/…/results.json, and one log per step in out/logs/.
+# Outputs: out/images/debian-12-qcow2/ (every format and manifest.json;
+# the directory is named after the format Packer builds),
+# out/evidence/debian-12-qcow2/, out/results/…/results.json, and one log
+# per step in out/logs/.
 
-FORMAT       ?= qcow2
 POLICY       ?=
 OUT          ?= $(CURDIR)/out
 # The e2e test logs in with this key after the build key is gone (see
@@ -31,7 +33,7 @@ base-image:
 	$(BIN)/bulwark image base --out-json $(OUT)/base.json
 
 image:
-	FORMAT='$(FORMAT)' POLICY='$(POLICY)' OUT='$(OUT)' VERSION='$(VERSION)' BIN='$(BIN)' \
+	POLICY='$(POLICY)' OUT='$(OUT)' VERSION='$(VERSION)' BIN='$(BIN)' \
 	ACCELERATOR='$(ACCELERATOR)' OPERATOR_KEY='$(OPERATOR_KEY)' \
 		scripts/build-image.sh
 
@@ -51,7 +53,7 @@ $(E2E_KEY):
 E2E_IMAGE    = $(OUT)/e2e/images/debian-12-qcow2/bulwark-debian-12.qcow2
 e2e: e2e-key pulumi
 	@t0=$$(date +%s); \
-	$(MAKE) --no-print-directory image FORMAT=qcow2 OPERATOR_KEY=$(E2E_KEY).pub OUT=$(OUT)/e2e POLICY=$(E2E_POLICY); \
+	$(MAKE) --no-print-directory image OPERATOR_KEY=$(E2E_KEY).pub OUT=$(OUT)/e2e POLICY=$(E2E_POLICY); \
 	echo "== e2e: image built in $$(( $$(date +%s) - t0 ))s"
 	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) BULWARK_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# build-image.sh — `make image`: the Debian 12 appliance image and its
-# evidence, end to end. Each step prints "== image: step N/M NAME", logs to
-# out/logs/NAME.log (kept), and on failure says which step failed and where
-# its log is. Run from the repository root (make does).
+# build-image.sh — `make image`: the appliance image (DISTRO below), in every
+# format customers import, and its evidence, end to end. Packer builds the
+# qcow2; the export step writes raw, VMDK, OVA and VHD from that same disk,
+# with manifest.json (sizes, SHA-256s) beside them. Each step prints
+# "== image: step N/M NAME", logs to out/logs/NAME.log (kept), and on
+# failure says which step failed and where its log is. Run from the
+# repository root (make does).
 #
 # Environment (make passes these through):
-#   FORMAT   qcow2 (default) | raw | vmdk (qcow2 plus a streamOptimized VMDK)
 #   POLICY   operator policy file merged over the embedded defaults (default none)
 #   OPERATOR_KEY  public key file of an operator account for test builds
 #            (make e2e); empty builds an image without one
@@ -16,7 +18,9 @@
 #            failure); earlier steps are skipped and say so
 set -euo pipefail
 
-FORMAT=${FORMAT:-qcow2}
+# The one place the distro is named: template, VM and directory names, and
+# the OVF's guest type, all follow from it.
+DISTRO=debian-12
 POLICY=${POLICY:-}
 OPERATOR_KEY=${OPERATOR_KEY:-}
 VERSION=${VERSION:-0.1.0-dev}
@@ -28,11 +32,16 @@ BIN=${BIN:-$PWD/bin}
 GUEST_BIN=$BIN/linux-amd64
 LDFLAGS="-s -w -X github.com/bulwark-appliance/bulwark/internal/version.Version=$VERSION"
 LOGS=$OUT/logs
-IMAGES=$OUT/images/debian-12-$FORMAT
-EVIDENCE=$OUT/evidence/debian-12-$FORMAT
-RESULTS=$OUT/results/debian-12-$FORMAT
+TEMPLATE=images/$DISTRO.pkr.hcl
+VM_NAME=bulwark-$DISTRO
+OS_TYPE=${DISTRO//-/} # debian12: a `bulwark image export --os-type` preset
+# The directories keep the "-qcow2" of the format Packer builds, so the
+# paths make e2e and the deploy tests use stay as they were.
+IMAGES=$OUT/images/$DISTRO-qcow2
+EVIDENCE=$OUT/evidence/$DISTRO-qcow2
+RESULTS=$OUT/results/$DISTRO-qcow2
 BASE_JSON=$OUT/base.json
-STEPS=(bins base plugin init validate build evidence)
+STEPS=(bins base plugin init validate build export evidence)
 
 n=0
 # step NAME CMD... runs CMD with its output in out/logs/NAME.log (and on the
@@ -63,11 +72,9 @@ step() {
 
 usage() { echo "image: $*" >&2; exit 2; }
 
-case $FORMAT in
-qcow2 | raw) PACKER_FORMAT=$FORMAT VMDK=false ;;
-vmdk) PACKER_FORMAT=qcow2 VMDK=true ;;
-*) usage "FORMAT=$FORMAT: must be qcow2, raw or vmdk" ;;
-esac
+# FORMAT chose one format per build; now every build writes them all. Say
+# so rather than ignore it, so nobody waits for a build they did not ask for.
+if [[ -n ${FORMAT:-} ]]; then usage "FORMAT=$FORMAT: gone; every build writes qcow2, raw, vmdk, ova and vhd (see bulwark image export --help)"; fi
 if [[ -n $FROM && " ${STEPS[*]} " != *" $FROM "* ]]; then usage "FROM=$FROM: not a step (${STEPS[*]})"; fi
 if [[ -n $POLICY && ! -r $POLICY ]]; then usage "POLICY=$POLICY: no such readable file"; fi
 if [[ -n $OPERATOR_KEY && ! -r $OPERATOR_KEY ]]; then usage "OPERATOR_KEY=$OPERATOR_KEY: no such readable file"; fi
@@ -104,7 +111,7 @@ packer_vars() {
 		-var "base_image=$(j .path)"
 		-var "ssh_private_key_file=$(j .build_key)" -var "build_public_key=$(j .build_public_key)"
 		-var "bulwark_binary=$GUEST_BIN/bulwark" -var "transferd_binary=$GUEST_BIN/transferd"
-		-var "accelerator=$ACCELERATOR" -var "format=$PACKER_FORMAT" -var "vmdk=$VMDK"
+		-var "accelerator=$ACCELERATOR" -var "format=qcow2" -var "vm_name=$VM_NAME"
 		-var "output_dir=${1:-$IMAGES}" -var "results_dir=$RESULTS" -var "evidence_dir=$EVIDENCE"
 		-var "policy_file=$POLICY"
 	)
@@ -119,14 +126,23 @@ packer_vars() {
 # here although build itself replaces the old image.
 validate() {
 	packer_vars "$OUT/.validate-$$-never-created"
-	"$BIN/packer" validate -evaluate-datasources "${VARS[@]}" images/debian-12.pkr.hcl
+	"$BIN/packer" validate -evaluate-datasources "${VARS[@]}" "$TEMPLATE"
 }
 
 build() {
 	packer_vars
 	rm -rf "$RESULTS"
 	# -force: a previous build's output_dir is replaced, not an error.
-	PACKER_LOG=${PACKER_LOG:-0} "$BIN/packer" build -force -color=false -timestamp-ui "${VARS[@]}" images/debian-12.pkr.hcl
+	PACKER_LOG=${PACKER_LOG:-0} "$BIN/packer" build -force -color=false -timestamp-ui "${VARS[@]}" "$TEMPLATE"
+}
+
+# export writes every other format from the qcow2 Packer built, into the
+# same directory (the qcow2 is replaced by its own compacted copy), and
+# manifest.json. It is all or nothing: a failure leaves the directory as
+# Packer left it, so FROM=export retries just this.
+export_formats() {
+	"$GUEST_BIN/bulwark" image export --in "$IMAGES/$VM_NAME.qcow2" --out "$IMAGES" \
+		--name "$VM_NAME" --os-type "$OS_TYPE"
 }
 
 # evidence checks what the post-processor wrote: every control the binary
@@ -160,9 +176,11 @@ step plugin plugin
 step init init_plugins
 step validate validate
 step build build
+step export export_formats
 step evidence evidence
 
-echo "image:    $(ls -1 "$IMAGES"/bulwark-debian-12.* | tr '\n' ' ')"
+echo "images:   $(ls -1 "$IMAGES"/"$VM_NAME".* | tr '\n' ' ')"
+echo "manifest: $IMAGES/manifest.json"
 echo "evidence: $EVIDENCE"
 echo "report:   $RESULTS/results.json"
 echo "logs:     $LOGS"

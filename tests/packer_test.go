@@ -172,7 +172,8 @@ func TestBuildImageRejects(t *testing.T) {
 		env  []string
 		want string
 	}{
-		{"format", []string{"FORMAT=vdi"}, "FORMAT=vdi: must be qcow2, raw or vmdk"},
+		// FORMAT chose one format; every build now writes them all.
+		{"format", []string{"FORMAT=vmdk"}, "FORMAT=vmdk: gone; every build writes qcow2, raw, vmdk, ova and vhd"},
 		{"policy", []string{"POLICY=/nonexistent/policy.yaml"}, "POLICY=/nonexistent/policy.yaml: no such readable file"},
 		{"operator key", []string{"OPERATOR_KEY=/nonexistent/key.pub"}, "OPERATOR_KEY=/nonexistent/key.pub"},
 		{"resume step", []string{"FROM=deploy"}, "FROM=deploy: not a step"},

@@ -37,7 +37,7 @@ FILE as JSON (what 'make image' feeds to packer build). Progress goes to stderr.
 	b.Flags().StringVar(&outJSON, "out-json", "", "also write the result as JSON to `FILE`")
 	b.Flags().StringVar(&cache, "cache", "", "cache `DIR` for the rootfs and disks (default ~/.cache/bulwark)")
 	b.Flags().StringVar(&key, "build-key", "", "build key `FILE` (default ~/.cache/bulwark/keys/build_ed25519; created when missing)")
-	img.AddCommand(b)
+	img.AddCommand(b, newImageExportCmd())
 	root.AddCommand(img)
 }
 
