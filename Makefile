@@ -1,6 +1,6 @@
 # bulwark — build, harden and prove a secure file-transfer appliance.
 #
-#   make image     build the Debian 12 appliance image and its evidence
+#   make image     build the Debian 13 appliance image and its evidence
 #   make test      the fast suite: unit + offline + netns + real services
 #
 # Everything the targets need is installed by the targets themselves:
@@ -49,7 +49,7 @@ build: ## build bin/bulwark and bin/transferd (static)
 test: deps check packer packer-qemu base-rootfs ## vet, lint, then every test that needs no guest (root for netns/chroot)
 	$(GO) test -count=1 -timeout 30m ./...
 
-base-rootfs: ## debootstrap the Debian 12 base rootfs (cached by its inputs)
+base-rootfs: ## debootstrap the Debian 13 base rootfs (cached by its inputs)
 	$(GO) test -count=1 -timeout 60m -run 'TestRootfs$$' ./images/base
 
 test-unit: ## only the tests that need neither root nor services

@@ -12,15 +12,15 @@
 #                                 the built image and probe it (tests/e2e_test.go)
 #                                 and deploy it locally (tests/live_deploy_test.go)
 #
-# Outputs: out/images/debian-12-qcow2/ (every format and manifest.json;
+# Outputs: out/images/debian-13-qcow2/ (every format and manifest.json;
 # the directory is named after the format Packer builds),
-# out/evidence/debian-12-qcow2/, out/results/…/results.json, and one log
+# out/evidence/debian-13-qcow2/, out/results/…/results.json, and one log
 # per step in out/logs/.
 
 POLICY       ?=
 OUT          ?= $(CURDIR)/out
 # The e2e test logs in with this key after the build key is gone (see
-# operator_authorized_key in images/debian-12.pkr.hcl).
+# operator_authorized_key in images/debian-13.pkr.hcl).
 E2E_KEY      ?= $(CURDIR)/.cache/e2e-key/id_ed25519
 # See the file for why it differs from the embedded policy.
 E2E_POLICY   ?= $(CURDIR)/tests/testdata/e2e-policy.yaml
@@ -50,7 +50,7 @@ $(E2E_KEY):
 # image up with its LUKS key over fw_cfg, /healthz answers on 443, a reboot
 # unlocks again, an admin CIDR change previews as one rule update,
 # --destroy leaves nothing behind). Each stage prints "stage NAME: time".
-E2E_IMAGE    = $(OUT)/e2e/images/debian-12-qcow2/bulwark-debian-12.qcow2
+E2E_IMAGE    = $(OUT)/e2e/images/debian-13-qcow2/bulwark-debian-13.qcow2
 e2e: e2e-key pulumi
 	@t0=$$(date +%s); \
 	$(MAKE) --no-print-directory image OPERATOR_KEY=$(E2E_KEY).pub OUT=$(OUT)/e2e POLICY=$(E2E_POLICY); \

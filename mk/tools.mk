@@ -6,7 +6,7 @@
 #   make tools            packer, packer-plugin-qemu, packer-sdc, pulumi → ./bin
 #   make plugin           ./bin/packer-plugin-bulwark, installed (with qemu) into $(PACKER_PLUGIN_PATH)
 #   make packer-init      packer init of both templates against the local plugin dir (no download)
-#   make validate         packer validate of images/debian-12 and images/ubuntu-24.04
+#   make validate         packer validate of images/debian-13 and images/ubuntu-24.04
 #   make generate         regenerate packer/**/*.hcl2spec.go with the pinned packer-sdc
 #   make generate-check   fail when the committed *.hcl2spec.go differ from a fresh generate
 #
@@ -34,7 +34,7 @@ GUEST_BIN    ?= $(BIN)/linux-$(GUEST_ARCH)
 BUILD_KEY    ?= $(CURDIR)/.cache/build-key/id_ed25519
 # `make validate` does not boot anything; a placeholder base path is enough
 # there, `make image` passes the real one.
-BASE_IMAGE   ?= $(CURDIR)/.cache/base/debian-12.qcow2
+BASE_IMAGE   ?= $(CURDIR)/.cache/base/debian-13.qcow2
 ACCELERATOR  ?= $(if $(wildcard /dev/kvm),kvm,tcg)
 
 TOOLS_GO  = cd $(CURDIR)/tools && go build -trimpath
@@ -121,14 +121,14 @@ PACKER_VARS = \
 packer-init: plugin
 	@case "$(VERSION)" in *-dev) \
 		echo "packer-init: skipped for $(VERSION): packer init ignores -dev plugins; both are installed in $(PACKER_PLUGIN_PATH)";; \
-	*) $(BIN)/packer init images/debian-12.pkr.hcl && $(BIN)/packer init images/ubuntu-24.04.pkr.hcl;; esac
+	*) $(BIN)/packer init images/debian-13.pkr.hcl && $(BIN)/packer init images/ubuntu-24.04.pkr.hcl;; esac
 
 # -evaluate-datasources: bulwark-policy really loads the policy (without it
 # Packer mocks the data source with zeros and disk_size is invalid).
 # Ubuntu's checksum default is a file: URL the qemu plugin fetches while
 # validating; offline it is replaced by "none" here and only here.
 validate: packer-init guest-bins build-key
-	$(BIN)/packer validate -evaluate-datasources $(PACKER_VARS) -var 'base_image=$(BASE_IMAGE)' images/debian-12.pkr.hcl
+	$(BIN)/packer validate -evaluate-datasources $(PACKER_VARS) -var 'base_image=$(BASE_IMAGE)' images/debian-13.pkr.hcl
 	$(BIN)/packer validate -evaluate-datasources $(PACKER_VARS) -var 'cloud_image_checksum=none' images/ubuntu-24.04.pkr.hcl
 
 # go:generate lines call packer-sdc by name: put the pinned one first on PATH.

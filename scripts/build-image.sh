@@ -20,7 +20,7 @@ set -euo pipefail
 
 # The one place the distro is named: template, VM and directory names, and
 # the OVF's guest type, all follow from it.
-DISTRO=debian-12
+DISTRO=debian-13
 POLICY=${POLICY:-}
 OPERATOR_KEY=${OPERATOR_KEY:-}
 VERSION=${VERSION:-0.1.0-dev}
@@ -34,7 +34,7 @@ LDFLAGS="-s -w -X github.com/bulwark-appliance/bulwark/internal/version.Version=
 LOGS=$OUT/logs
 TEMPLATE=images/$DISTRO.pkr.hcl
 VM_NAME=bulwark-$DISTRO
-OS_TYPE=${DISTRO//-/} # debian12: a `bulwark image export --os-type` preset
+OS_TYPE=${DISTRO//-/} # debian13: a `bulwark image export --os-type` preset
 # The directories keep the "-qcow2" of the format Packer builds, so the
 # paths make e2e and the deploy tests use stay as they were.
 IMAGES=$OUT/images/$DISTRO-qcow2

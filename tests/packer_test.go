@@ -98,7 +98,7 @@ var templates = []struct {
 	file string
 	vars []string
 }{
-	{"images/debian-12.pkr.hcl", []string{"-var", "base_image=/var/cache/bulwark/base/debian-12.qcow2"}},
+	{"images/debian-13.pkr.hcl", []string{"-var", "base_image=/var/cache/bulwark/base/debian-13.qcow2"}},
 	// The qemu plugin fetches a file: checksum while validating, and
 	// Canonical's SHA256SUMS is unreachable here.
 	{"images/ubuntu-24.04.pkr.hcl", []string{"-var", "cloud_image_checksum=none"}},
@@ -223,6 +223,8 @@ func TestUbuntuSeedInstallsTheBase(t *testing.T) {
 		"linux-image-amd64": "", // the cloud image boots its own kernel
 		"systemd-sysv":      "", // part of every Ubuntu cloud image
 		"nginx-light":       "nginx",
+		"grub-efi-amd64":    "", // conflicts with the cloud image's grub-pc
+		"systemd-repart":    "", // cloud-init's growpart grows the root
 	}
 	for _, p := range base.Packages {
 		name, mapped := ubuntu[p]

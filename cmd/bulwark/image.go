@@ -23,7 +23,7 @@ func init() {
 	b := &cobra.Command{
 		Use:   "base [--out-json FILE] [--cache DIR]",
 		Short: "Build (or reuse) the Debian base disk the Packer template starts from",
-		Long: `base debootstraps the Debian 12 rootfs (cached by its inputs) and turns it
+		Long: `base debootstraps the Debian 13 rootfs (cached by its inputs) and turns it
 into a bootable qcow2 that trusts the build key, then prints the disk, its
 kernel, initrd and kernel command line. With --out-json the same facts go to
 FILE as JSON (what 'make image' feeds to packer build). Progress goes to stderr.`,

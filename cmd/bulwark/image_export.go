@@ -41,11 +41,11 @@ place only when all formats are done, so a failed export leaves DIR as
 it was. Each conversion of a 4 GiB image can take a minute; progress
 goes to stderr. Needs qemu-img on PATH.
 
---os-type names the guest in the OVF: debian12 (default), debian13,
+--os-type names the guest in the OVF: debian13 (default), debian12,
 ubuntu, or ID:VMWARETYPE[:DESCRIPTION] with a DMTF CIM OsType number and
 a VMware guest id, e.g. 101:other5xLinux64Guest:Linux.`,
-		Example: `  bulwark image export --in out/images/debian-12-qcow2/bulwark-debian-12.qcow2 \
-      --out out/images/debian-12-qcow2`,
+		Example: `  bulwark image export --in out/images/debian-13-qcow2/bulwark-debian-13.qcow2 \
+      --out out/images/debian-13-qcow2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			guest, err := export.ParseOS(osType)
@@ -64,7 +64,7 @@ a VMware guest id, e.g. 101:other5xLinux64Guest:Linux.`,
 	f.StringVar(&in, "in", "", "built disk `IMAGE` (qcow2 or raw)")
 	f.StringVar(&out, "out", "", "output `DIR` (created if missing; may be the image's own directory)")
 	f.StringVar(&opts.Name, "name", "", "base `NAME` of the files and the OVF's VM (default: IMAGE's name without extension)")
-	f.StringVar(&osType, "os-type", "debian12", "guest OS in the OVF: debian12, debian13, ubuntu or ID:VMWARETYPE[:DESCRIPTION]")
+	f.StringVar(&osType, "os-type", "debian13", "guest OS in the OVF: debian12, debian13, ubuntu or ID:VMWARETYPE[:DESCRIPTION]")
 	f.IntVar(&opts.Machine.CPUs, "cpus", 2, "vCPUs in the OVF")
 	f.IntVar(&opts.Machine.MemoryMiB, "memory", 2048, "memory in `MiB` in the OVF")
 	f.StringVar(&opts.Machine.SCSI, "scsi", export.LSILogic, "OVF disk controller: lsilogic (VMware and VirtualBox) or VirtualSCSI (VMware paravirtual, faster; no VirtualBox)")

@@ -130,7 +130,13 @@ func TestMissingModules(t *testing.T) {
 
 func TestSfdiskScript(t *testing.T) {
 	got := sfdiskScript(2097152)
-	want := "label: gpt\nstart=2048, size=2097152, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root\n"
+	// The layout firmware and the distro's tools expect: BIOS boot 1 MiB at
+	// 1 MiB, ESP from 2 MiB to 129 MiB, root (the x86-64 root type, so
+	// systemd-repart grows it) last, where the disk can grow.
+	want := "label: gpt\n" +
+		"start=2048, size=2048, type=21686148-6449-6E6F-744E-656564454649, name=bios-boot\n" +
+		"start=4096, size=260096, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=esp\n" +
+		"start=264192, size=2097152, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, name=root\n"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}

@@ -102,7 +102,7 @@ func (o Options) Validate() error {
 	var errs []error
 	// The name becomes file names and the OVF's VM id: no paths, no oddities.
 	if n := o.Name; n != "" && (n != filepath.Base(n) || strings.HasPrefix(n, ".")) {
-		errs = append(errs, fmt.Errorf("name %q: want a plain file name such as bulwark-debian-12", n))
+		errs = append(errs, fmt.Errorf("name %q: want a plain file name such as bulwark-debian-13", n))
 	}
 	if err := o.Machine.withDefaults().validate(); err != nil {
 		errs = append(errs, err)

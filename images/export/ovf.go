@@ -72,7 +72,7 @@ type Machine struct {
 	CPUs      int    // default 2
 	MemoryMiB int    // default 2048
 	SCSI      string // LSILogic (default) or PVSCSI
-	OS        OS     // default Debian12
+	OS        OS     // default Debian13
 }
 
 func (m Machine) withDefaults() Machine {
@@ -86,7 +86,7 @@ func (m Machine) withDefaults() Machine {
 		m.SCSI = LSILogic
 	}
 	if m.OS == (OS{}) {
-		m.OS = Debian12
+		m.OS = Debian13
 	}
 	return m
 }

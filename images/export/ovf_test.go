@@ -58,14 +58,14 @@ func (d ovfDoc) item(t *testing.T, typ int) (subType string, quantity int) {
 }
 
 func TestRenderOVF(t *testing.T) {
-	disk := ovfDisk{File: "bulwark-debian-12.vmdk", FileSize: 987654321, Capacity: 4 << 30, Populated: 1234567890}
+	disk := ovfDisk{File: "bulwark-debian-13.vmdk", FileSize: 987654321, Capacity: 4 << 30, Populated: 1234567890}
 	tests := []struct {
 		name, vm string
 		m        Machine
 		wantOS   OS
 		wantSCSI string
 	}{
-		{"debian-defaults", "bulwark-debian-12", Machine{}, Debian12, LSILogic},
+		{"debian-defaults", "bulwark-debian-13", Machine{}, Debian13, LSILogic},
 		{"ubuntu-pvscsi", "bulwark-ubuntu-24.04", Machine{CPUs: 4, MemoryMiB: 8192, SCSI: PVSCSI, OS: Ubuntu}, Ubuntu, PVSCSI},
 		// A name is the caller's: whatever it holds must stay well-formed.
 		{"escaped-name", `a&b<"c">`, Machine{OS: OS{101, "other5xLinux64Guest", "Linux & co"}}, OS{101, "other5xLinux64Guest", ""}, LSILogic},

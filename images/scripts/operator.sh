@@ -1,6 +1,6 @@
 #!/bin/sh
 # Creates the operator account a test build logs in with after the build
-# key is gone (see operator_authorized_key in debian-12.pkr.hcl). Runs in
+# key is gone (see operator_authorized_key in debian-13.pkr.hcl). Runs in
 # the guest as root, before bulwark-harden. Idempotent.
 set -eu
 if [ -z "${OPERATOR_KEY:-}" ]; then

@@ -31,7 +31,7 @@ type Host interface {
 	// Remove deletes path if it exists.
 	Remove(path string) error
 	// Query runs a read-only command (inside the root via chroot when
-	// offline) and returns its combined output.
+	// offline) and returns its stdout; stderr is in the error.
 	Query(ctx context.Context, name string, args ...string) ([]byte, error)
 	// Exec runs a command that changes the target; why is recorded as the
 	// change. Under dry-run it is recorded and not run.

@@ -327,10 +327,19 @@ func (l *Local) Remove(p string) error {
 }
 
 // Query implements Host.
+//
+// Only stdout is returned: tools write warnings to stderr that are not
+// their answer (systemd 257 warns on every chroot call that /proc is not
+// mounted, which once turned `systemctl is-enabled`'s "disabled" into an
+// unparseable state). stderr goes into the error.
 func (l *Local) Query(ctx context.Context, name string, args ...string) ([]byte, error) {
-	out, err := l.command(ctx, name, args...).CombinedOutput()
+	cmd := l.command(ctx, name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("host: %s %s: %w: %s", name, strings.Join(args, " "), err, bytes.TrimSpace(out))
+		msg := bytes.TrimSpace(append(append([]byte{}, out...), stderr.Bytes()...))
+		return out, fmt.Errorf("host: %s %s: %w: %s", name, strings.Join(args, " "), err, msg)
 	}
 	return out, nil
 }

@@ -45,6 +45,14 @@ func StartDetached(ctx context.Context, opts Options, dir string) (Detached, err
 	if err != nil {
 		return Detached{}, err
 	}
+	if opts.TPMState != "" {
+		// swtpm would have to outlive this call as its own daemon; no
+		// detached caller asks for a TPM yet.
+		return Detached{}, fmt.Errorf("qemu: StartDetached does not run a TPM (TPMState %q)", opts.TPMState)
+	}
+	if plan.Vars, err = prepareVars(opts, dir); err != nil {
+		return Detached{}, err
+	}
 	d := Detached{PidFile: filepath.Join(dir, "qemu.pid"), ConsoleLog: plan.ConsoleLog, Ports: plan.Ports}
 	args := append(Args(opts, plan), "-daemonize", "-pidfile", d.PidFile)
 	cmd := exec.CommandContext(ctx, opts.Binary, args...)

@@ -62,7 +62,7 @@ func Start(ctx context.Context, opts Options) (*Guest, error) {
 		g.Close()
 		return nil, err
 	}
-	if err := g.prepareFirmware(); err != nil {
+	if g.plan.Vars, err = prepareVars(g.opts, g.workDir); err != nil {
 		g.Close()
 		return nil, err
 	}
@@ -109,35 +109,36 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// prepareFirmware gives a UEFI guest its own copy of the variable store.
-// A copy already in WorkDir is kept: a guest restarted with the same
-// WorkDir keeps its NVRAM, as a real machine does.
-func (g *Guest) prepareFirmware() error {
-	if g.opts.Firmware == BIOS {
-		return nil
+// prepareVars gives a UEFI guest its own copy of the variable store in
+// dir and returns its path ("" for BIOS). A copy already in dir is kept: a
+// guest restarted with the same directory keeps its NVRAM, as a real
+// machine does.
+func prepareVars(opts Options, dir string) (string, error) {
+	if opts.Firmware == BIOS {
+		return "", nil
 	}
-	code, vars := ovmfFiles(g.opts.OVMFDir, g.opts.Firmware)
+	code, vars := ovmfFiles(opts.OVMFDir, opts.Firmware)
 	for _, f := range []string{code, vars} {
 		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("qemu: firmware %s needs %s (Debian package ovmf): %w", g.opts.Firmware, f, err)
+			return "", fmt.Errorf("qemu: firmware %s needs %s (Debian package ovmf): %w", opts.Firmware, f, err)
 		}
 	}
-	g.plan.Vars = g.workDir + "/OVMF_VARS.fd"
-	if _, err := os.Stat(g.plan.Vars); err == nil {
-		return nil
+	dst := dir + "/OVMF_VARS.fd"
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
 	}
 	data, err := os.ReadFile(vars)
 	if err != nil {
-		return fmt.Errorf("qemu: read %s: %w", vars, err)
+		return "", fmt.Errorf("qemu: read %s: %w", vars, err)
 	}
-	tmp := g.plan.Vars + ".tmp"
+	tmp := dst + ".tmp"
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("qemu: copy UEFI variables: %w", err)
+		return "", fmt.Errorf("qemu: copy UEFI variables: %w", err)
 	}
-	if err := os.Rename(tmp, g.plan.Vars); err != nil {
-		return fmt.Errorf("qemu: copy UEFI variables: %w", err)
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", fmt.Errorf("qemu: copy UEFI variables: %w", err)
 	}
-	return nil
+	return dst, nil
 }
 
 // startTPM runs swtpm for the guest. It ends by itself when QEMU

@@ -173,7 +173,11 @@ func (f *Forward) Verify(ctx context.Context, h host.Host) []provision.Finding {
 func validate(ctx context.Context, h host.Host) provision.Finding {
 	f := forwardMeta.Finding("rsyslog configuration", "accepted by rsyslogd -N1")
 	out, err := h.Query(ctx, "rsyslogd", "-N1")
-	ev := provision.Evidence{Source: "rsyslogd -N1", Read: strings.TrimSpace(string(out))}
+	read := strings.TrimSpace(string(out))
+	if read == "" && err == nil {
+		read = "exit status 0" // rsyslogd reports on stderr; Query keeps stdout
+	}
+	ev := provision.Evidence{Source: "rsyslogd -N1", Read: read}
 	if err != nil {
 		return check.Fail(f, "refused", "rsyslog would not start with this configuration: "+err.Error(), ev)
 	}

@@ -120,7 +120,9 @@ func PreflightUnits(ctx context.Context, h host.Host, m Meta, files ...UnitFile)
 		return m.Wrap("pre-flight", err)
 	}
 	args := append([]string{"SYSTEMD_UNIT_PATH=" + s.Target("") + ":", "systemd-analyze", "verify", "--man=no"}, names...)
-	out, err := h.Query(ctx, "env", args...)
+	// systemd-analyze reports what it refuses on stderr, which is the
+	// answer here (Query returns stdout), and exits 0 for unknown keys.
+	out, err := h.Query(ctx, "sh", append([]string{"-c", `exec "$0" "$@" 2>&1`, "env"}, args...)...)
 	problems := unitProblems(string(out), s.Target("")+"/", names)
 	if len(problems) == 0 && err != nil && !strings.Contains(string(out), "is not executable") {
 		problems = []string{err.Error()}

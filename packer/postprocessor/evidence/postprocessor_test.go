@@ -29,7 +29,7 @@ type fixture struct {
 func newFixture(t *testing.T, policyHash string, statuses ...provision.Status) fixture {
 	t.Helper()
 	dir := t.TempDir()
-	f := fixture{image: filepath.Join(dir, "bulwark-debian-12.qcow2"), results: filepath.Join(dir, "results.json"),
+	f := fixture{image: filepath.Join(dir, "bulwark-debian-13.qcow2"), results: filepath.Join(dir, "results.json"),
 		policy: filepath.Join(dir, "policy.yaml"), imageBytes: bytes.Repeat([]byte("QFI\xfb"), 4096)}
 	if err := os.WriteFile(f.image, f.imageBytes, 0o644); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestPostProcessWritesBundleAndManifest(t *testing.T) {
 	f := newFixture(t, "", provision.Pass)
 	now = func() time.Time { return time.Date(2026, 11, 23, 10, 5, 0, 0, time.UTC) }
 	t.Cleanup(func() { now = func() time.Time { return time.Now().UTC() } })
-	p := configure(t, map[string]interface{}{"results_file": f.results, "policy_file": f.policy, "base_image": "debian-12-base.qcow2"})
+	p := configure(t, map[string]interface{}{"results_file": f.results, "policy_file": f.policy, "base_image": "debian-13-base.qcow2"})
 	in := &packersdk.MockArtifact{FilesValue: []string{f.image}}
 	out, keep, force, err := p.PostProcess(context.Background(), packersdk.TestUi(t), in)
 	if err != nil {
@@ -98,12 +98,12 @@ func TestPostProcessWritesBundleAndManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(f.imageBytes)
-	want := ImageFile{Name: "bulwark-debian-12.qcow2", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(f.imageBytes))}
+	want := ImageFile{Name: "bulwark-debian-13.qcow2", SHA256: hex.EncodeToString(sum[:]), Size: int64(len(f.imageBytes))}
 	if len(m.Images) != 1 || m.Images[0] != want {
 		t.Errorf("manifest images = %+v, want [%+v]", m.Images, want)
 	}
 	pol, _ := policies.Load(f.policy)
-	if m.PolicySHA256 != policies.Hash(pol) || m.BaseImage != "debian-12-base.qcow2" || m.BulwarkVersion != version.Version ||
+	if m.PolicySHA256 != policies.Hash(pol) || m.BaseImage != "debian-13-base.qcow2" || m.BulwarkVersion != version.Version ||
 		!m.BuildTime.Equal(now()) || m.Failed {
 		t.Errorf("manifest = %+v", m)
 	}

@@ -133,19 +133,19 @@ variable "evidence_dir" {
 
 variable "output_dir" {
   type    = string
-  default = "out/debian-12"
+  default = "out/debian-13"
 }
 
 # Outside output_dir on purpose: Packer deletes output_dir when a build
 # fails, and a failed verify's report is exactly what must survive.
 variable "results_dir" {
   type    = string
-  default = "out/debian-12-results"
+  default = "out/debian-13-results"
 }
 
 variable "vm_name" {
   type    = string
-  default = "bulwark-debian-12"
+  default = "bulwark-debian-13"
 }
 
 data "bulwark-policy" "appliance" {
