@@ -29,7 +29,7 @@ include mk/tools.mk
 -include mk/image.mk
 
 .PHONY: help deps build build-tests test-harness test test-unit test-live e2e image check vet fmt-check \
-        staticcheck vulncheck bench fuzz clean base-rootfs
+        staticcheck vulncheck bench bench-boot fuzz clean base-rootfs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -120,6 +120,12 @@ BENCH_N    ?= 3
 bench: deps ## benchmarks, reported as ratios against references run alongside
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 5 ./provision/firewall/
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_N)x -count 1 -timeout 90m ./transfer/api/ -args -bench.size=$(BENCH_SIZE)
+
+# Firmware boot against direct kernel boot of the same base disk, BOOTS
+# times each way alternating, as median ratios (TestLiveBootTime).
+BOOTS ?= 3
+bench-boot: deps ## boot-to-SSH via SeaBIOS and Secure Boot OVMF as ratios against direct kernel boot (BOOTS=3)
+	BULWARK_LONG=1 BULWARK_BOOTS=$(BOOTS) $(GO) test -count=1 -timeout 60m -v -run '^TestLiveBootTime$$' ./tests/
 
 FUZZTIME ?= 15s
 fuzz: ## run every fuzz target for FUZZTIME each (default 15s)

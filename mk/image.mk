@@ -57,4 +57,5 @@ e2e: e2e-key pulumi
 	echo "== e2e: image built in $$(( $$(date +%s) - t0 ))s"
 	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) BULWARK_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
+	BULWARK_E2E_EVIDENCE=$(OUT)/e2e/evidence/debian-13-qcow2 \
 		go test -count=1 -v -timeout 40m -run '^(TestE2E|TestLiveDeployLocal)$$' ./tests/

@@ -165,6 +165,14 @@ evidence() {
 		echo "$bad"
 		return 1
 	fi
+	# The patch level the image was verified at, as the manifest records it.
+	local pending
+	pending=$(jq -r '.security_updates_pending // "absent"' "$EVIDENCE/manifest.json")
+	echo "security updates pending at build: $pending"
+	if [[ $pending != 0 ]]; then
+		echo "the manifest must record 0 pending security updates (updates.patched), not $pending"
+		return 1
+	fi
 	jq -r '.findings | group_by(.status)[] | "\(.[0].status): \(length)"' "$res"
 	jq -r '.findings[] | select(.status == "not-applicable") | "  n/a \(.control_id): \(.reason)"' "$res"
 	ls -l "$EVIDENCE"

@@ -9,6 +9,10 @@ packages=(
   debootstrap e2fsprogs fdisk dosfstools cpio
   # guests: QEMU under TCG, seed ISOs for cloud-init
   qemu-system-x86 qemu-utils xorriso genisoimage openssh-client
+  # firmware boot: UEFI (Secure Boot) variables, a software TPM, the ESP
+  ovmf swtpm swtpm-tools mtools
+  # LUKS2 headers written to plain files (no device-mapper needed)
+  cryptsetup-bin
   # firewall tests in network namespaces
   nftables iproute2 iputils-ping nmap
   # transferd's real dependencies and the benchmarks' references

@@ -31,9 +31,15 @@ import (
 // and checks it from outside and inside. `make e2e` builds it and sets:
 //
 //	BULWARK_E2E_IMAGE  the built qcow2
-//	BULWARK_E2E_BASE   the base.json `bulwark image base` wrote: the image
-//	                   has no bootloader, so QEMU boots its kernel directly
+//	BULWARK_E2E_BASE   the base.json `bulwark image base` wrote (the base's
+//	                   own host key, which the image must not keep)
 //	BULWARK_E2E_KEY    the operator's private key
+//	BULWARK_E2E_EVIDENCE  the build's evidence directory: boot.json, what
+//	                   the boots below observed, is written there
+//
+// Every boot is through firmware, as a hypervisor or cloud boots the
+// disk: the qcow2 under OVMF with Secure Boot enforced, the VMDK under
+// SeaBIOS, the VHD under OVMF without Secure Boot. No -kernel anywhere.
 //
 // How the test logs in: the build key is removed from the image and root
 // may not log in (PermitRootLogin no), so the test cannot use either. The
@@ -95,13 +101,15 @@ func TestE2E(t *testing.T) {
 	// admits), so only a peer with its own address shows what the
 	// firewall of the built image lets the internet reach.
 	n := newTapNet(t)
+	rec := newBootRecord(t, in.image)
 	g := qemu.Boot(t, qemu.Options{
-		Disk: in.image, Kernel: in.disk.Kernel, Initrd: in.disk.Initrd, Cmdline: in.disk.Cmdline,
+		Disk: in.image, Firmware: qemu.SecureBoot,
 		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
 		User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
 		Tap: &qemu.Tap{Ifname: n.tap, MAC: tapMAC},
 	})
 	t.Logf("stage boot-to-SSH: %s", time.Since(start).Round(time.Second))
+	t.Run("secure boot enforced", func(t *testing.T) { rec.firmware(t, g, in.image, qemu.SecureBoot, time.Since(start)) })
 	// SSH is up before the web front: on first boot nginx waits for the
 	// instance's own TLS pair (made then, never baked in), which takes a
 	// while under TCG. Ready means nginx answers.
@@ -128,6 +136,25 @@ func TestE2E(t *testing.T) {
 		t.Logf("verify: %d findings, none failed", len(res.Findings))
 	})
 	t.Run("broken control fails verify", func(t *testing.T) { e2eBreakSSH(t, g) })
+	t.Run("initramfs holds the cloud drivers", func(t *testing.T) { rec.initrd(t, g) })
+	t.Run("no security update pending against the mirror", func(t *testing.T) { rec.patched(t, g) })
+	g.Close()
+	// The other formats, from the same build, each through the firmware
+	// the platforms that import it use.
+	for _, f := range []struct {
+		ext string
+		fw  qemu.Firmware
+	}{{".vmdk", qemu.BIOS}, {".vhd", qemu.UEFI}} {
+		t.Run(strings.TrimPrefix(f.ext, ".")+" boots under "+string(f.fw), func(t *testing.T) {
+			disk := strings.TrimSuffix(in.image, ".qcow2") + f.ext
+			start := time.Now()
+			g := qemu.Boot(t, qemu.Options{
+				Disk: disk, Firmware: f.fw, ExtraDisks: []string{blankDisk(t, 1024)},
+				User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
+			})
+			rec.firmware(t, g, disk, f.fw, time.Since(start))
+		})
+	}
 }
 
 // e2eOutside probes the forwarded ports from the host: through QEMU user

@@ -374,9 +374,19 @@ func kernelFiles(root string) (kernel, initrd string, err error) {
 	return kernel, initrd, nil
 }
 
-// initrdModules must be in the initrd, or the guest cannot find its root
-// disk (virtio_blk) or reach the network (virtio_net) under QEMU.
-var initrdModules = []string{"virtio_blk.ko", "virtio_pci.ko", "virtio_net.ko", "ext4.ko"}
+// InitrdModules must be in the initrd, or the appliance cannot find its
+// root disk or reach the network on some platform: virtio (QEMU/KVM,
+// Proxmox, OpenStack; virtio_scsi on GCP), nvme (AWS Nitro's EBS, GCP,
+// Azure v6), ena (AWS networking), hv_* (Hyper-V and Azure's VMBus,
+// storage and network). initramfs-tools' MODULES=most puts them all in;
+// the check catches a configuration or kernel that stops doing so. The
+// e2e test runs the same check on the built image's own initrd.
+var InitrdModules = []string{
+	"ext4.ko",
+	"virtio_pci.ko", "virtio_blk.ko", "virtio_scsi.ko", "virtio_net.ko",
+	"nvme.ko", "nvme-core.ko", "ena.ko",
+	"hv_vmbus.ko", "hv_storvsc.ko", "hv_netvsc.ko",
+}
 
 func requireInitrdModules(ctx context.Context, root, initrd string) error {
 	h, err := host.NewLocal(root)
@@ -393,11 +403,12 @@ func requireInitrdModules(ctx context.Context, root, initrd string) error {
 	if err != nil {
 		return fmt.Errorf("disk: kernel %s modules.builtin: %w", version, err)
 	}
-	return missingModules(string(out)+"\n"+string(builtin), initrdModules)
+	return MissingModules(string(out)+"\n"+string(builtin), InitrdModules)
 }
 
-// missingModules accepts compressed modules (virtio_blk.ko.xz) too.
-func missingModules(listing string, want []string) error {
+// MissingModules names the modules of want that listing (lsinitramfs
+// output plus modules.builtin) lacks; compressed modules (.ko.xz) count.
+func MissingModules(listing string, want []string) error {
 	var missing []string
 	for _, m := range want {
 		if !strings.Contains(listing, "/"+m) {

@@ -118,7 +118,7 @@ func TestMissingModules(t *testing.T) {
 		{[]string{"virtio_blk.ko", "ext4.ko", "virtio_pci.ko"}, "ext4.ko, virtio_pci.ko"},
 	}
 	for _, tc := range tests {
-		err := missingModules(listing, tc.want)
+		err := MissingModules(listing, tc.want)
 		switch {
 		case tc.missing == "" && err != nil:
 			t.Errorf("%v: unexpected %v", tc.want, err)

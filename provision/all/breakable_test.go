@@ -29,6 +29,11 @@ type proof struct {
 var breakable = map[string][]proof{
 	"updates.unattended":  {{"provision/updates", "TestUpdatesOnRootfs", "later apt file turns unattended upgrades off", `APT::Periodic::Unattended-Upgrade "0";`}},
 	"updates.needrestart": {{"provision/updates", "TestUpdatesOnRootfs", "needrestart back to interactive in a later file", "$nrconf{restart} = 'i'"}},
+	"updates.patched": {
+		{"provision/updates", "TestPatchedOnRootfs", "security update pending", "Inst <pkg> [0~bulwark-test] (<security version>"},
+		{"provision/updates", "TestPatchedOnRootfs", "no security archive in the sources", "no security archive in the apt sources"},
+		{"tests", "TestLiveUpdates", "a security update downgraded", "Inst <pkg> [<main version>]"},
+	},
 	"clamav.daemon": {
 		{"provision/clamav", "TestClamAVOnRootfs", "TCPSocket added", "TCPSocket 3310"},
 		{"provision/clamav", "TestClamAVOnRootfs", "StreamMaxLength back to Debian's 25M", "StreamMaxLength 25M"},

@@ -138,7 +138,7 @@ func preflight(ctx context.Context, h host.Host, want []byte) error {
 		return forwardMeta.Wrap("pre-flight", err)
 	}
 	defer os.Remove(real)
-	if out, err := h.Query(ctx, "rsyslogd", "-N1", "-f", candidate); err != nil {
+	if out, err := check.Combined(ctx, h, "rsyslogd", "-N1", "-f", candidate); err != nil {
 		return fmt.Errorf("audit.forward: pre-flight `rsyslogd -N1` refused the new config, nothing written: %w (%s)", err, strings.TrimSpace(string(out)))
 	}
 	return nil
@@ -172,10 +172,10 @@ func (f *Forward) Verify(ctx context.Context, h host.Host) []provision.Finding {
 // way the daemon reads it at start.
 func validate(ctx context.Context, h host.Host) provision.Finding {
 	f := forwardMeta.Finding("rsyslog configuration", "accepted by rsyslogd -N1")
-	out, err := h.Query(ctx, "rsyslogd", "-N1")
+	out, err := check.Combined(ctx, h, "rsyslogd", "-N1")
 	read := strings.TrimSpace(string(out))
 	if read == "" && err == nil {
-		read = "exit status 0" // rsyslogd reports on stderr; Query keeps stdout
+		read = "exit status 0"
 	}
 	ev := provision.Evidence{Source: "rsyslogd -N1", Read: read}
 	if err != nil {

@@ -90,14 +90,33 @@ func (t *Tmp) startLive(ctx context.Context, h host.Host) error {
 	if err != nil {
 		return wrap(t.ID(), "read "+procMounts, err)
 	}
-	if tmpMountLine(string(b)) != "" {
-		return nil
+	if line := tmpMountLine(string(b)); line != "" {
+		return t.remountLive(ctx, h, line)
 	}
 	// daemon-reload first: the unit was (re)written a moment ago.
 	if err := h.Exec(ctx, "reload systemd units", "systemctl", "daemon-reload"); err != nil {
 		return wrap(t.ID(), "daemon-reload", err)
 	}
 	return wrap(t.ID(), "start tmp.mount", h.Exec(ctx, "start tmp.mount (/tmp was not a mount)", "systemctl", "start", "tmp.mount"))
+}
+
+// remountLive adds the missing flags to a /tmp that is already mounted.
+// Debian 13's systemd mounts its own tmp.mount (tmpfs, no noexec) before
+// bulwark runs; a remount changes only the flags, so nothing under /tmp is
+// hidden or lost, and after a reboot the unit written above is the one
+// that mounts it.
+func (t *Tmp) remountLive(ctx context.Context, h host.Host, line string) error {
+	var missing []string
+	for _, opt := range []string{"noexec", "nosuid", "nodev"} {
+		if !hasOpt(line, opt) {
+			missing = append(missing, opt)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	opts := "remount," + strings.Join(missing, ",")
+	return wrap(t.ID(), "remount /tmp", h.Exec(ctx, "remount /tmp "+strings.Join(missing, ",")+" (it was mounted without)", "mount", "-o", opts, "/tmp"))
 }
 
 // Verify checks the unit, its enablement, and live the mount itself.

@@ -122,7 +122,7 @@ func PreflightUnits(ctx context.Context, h host.Host, m Meta, files ...UnitFile)
 	args := append([]string{"SYSTEMD_UNIT_PATH=" + s.Target("") + ":", "systemd-analyze", "verify", "--man=no"}, names...)
 	// systemd-analyze reports what it refuses on stderr, which is the
 	// answer here (Query returns stdout), and exits 0 for unknown keys.
-	out, err := h.Query(ctx, "sh", append([]string{"-c", `exec "$0" "$@" 2>&1`, "env"}, args...)...)
+	out, err := Combined(ctx, h, "env", args...)
 	problems := unitProblems(string(out), s.Target("")+"/", names)
 	if len(problems) == 0 && err != nil && !strings.Contains(string(out), "is not executable") {
 		problems = []string{err.Error()}
@@ -220,4 +220,12 @@ func paths(fs []UnitFile) string {
 		ps = append(ps, f.Path)
 	}
 	return strings.Join(ps, ", ")
+}
+
+// Combined runs a command on the host with its stderr folded into the
+// output it returns. Host.Query keeps stdout only (tools such as systemd
+// warn on stderr in a chroot); validators such as systemd-analyze verify
+// and rsyslogd -N1 give their verdict on stderr, which is the evidence.
+func Combined(ctx context.Context, h host.Host, name string, args ...string) ([]byte, error) {
+	return h.Query(ctx, "sh", append([]string{"-c", `exec "$0" "$@" 2>&1`, name}, args...)...)
 }

@@ -28,6 +28,7 @@ func Controls(p *policies.Policy) []provision.Control {
 	return []provision.Control{
 		&Unattended{Updates: p.Updates, LockTimeout: p.Apply.DpkgLockTimeout.Duration},
 		&Needrestart{},
+		&Patched{LockTimeout: p.Apply.DpkgLockTimeout.Duration},
 	}
 }
 

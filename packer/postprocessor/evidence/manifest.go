@@ -8,10 +8,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/version"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/updates"
 )
 
 // ManifestFile is the manifest's name inside the evidence directory.
@@ -29,6 +31,12 @@ type Manifest struct {
 	Verified     time.Time `json:"verified"`
 	BuildTime    time.Time `json:"build_time"`
 	Failed       bool      `json:"failed"`
+	// SecurityUpdatesPending is what updates.patched counted in the guest
+	// when it verified: the image's patch level at build time, with the
+	// age of the package lists in that finding's evidence. Absent when the
+	// report has no readable count (the control did not run), never 0 by
+	// default.
+	SecurityUpdatesPending *int `json:"security_updates_pending,omitempty"`
 }
 
 // ImageFile is one artifact file.
@@ -46,6 +54,7 @@ func newManifest(images []string, base, policyHash string, r provision.Results) 
 		BaseImage: base, PolicySHA256: policyHash, BulwarkVersion: version.Version,
 		VerifiedWith: r.Version, Verified: r.Finished, BuildTime: now(), Failed: r.Failed(),
 	}
+	m.SecurityUpdatesPending = pendingUpdates(r)
 	for _, f := range images {
 		img, err := hashFile(f)
 		if err != nil {
@@ -54,6 +63,18 @@ func newManifest(images []string, base, policyHash string, r provision.Results) 
 		m.Images = append(m.Images, img)
 	}
 	return m, nil
+}
+
+// pendingUpdates reads updates.patched's count from the report.
+func pendingUpdates(r provision.Results) *int {
+	for _, f := range r.Findings {
+		if f.ControlID == updates.PatchedID && f.Property == updates.PendingProperty {
+			if n, err := strconv.Atoi(f.Actual); err == nil {
+				return &n
+			}
+		}
+	}
+	return nil
 }
 
 func hashFile(path string) (ImageFile, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/version"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/updates"
 )
 
 // fixture is a built image and the report verify wrote for it.
@@ -169,5 +170,37 @@ func TestPostProcessRecordsFailure(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(filepath.Dir(f.image), "evidence", ManifestFile))
 	if !strings.Contains(string(b), `"failed": true`) {
 		t.Errorf("manifest does not record the failure:\n%s", b)
+	}
+}
+
+func TestManifestPendingUpdates(t *testing.T) {
+	finding := func(control, actual string) provision.Finding {
+		return provision.Finding{ControlID: control, Property: updates.PendingProperty, Actual: actual}
+	}
+	tests := []struct {
+		name     string
+		findings []provision.Finding
+		want     string // JSON of the field, "" when absent
+	}{
+		{"none pending", []provision.Finding{finding(updates.PatchedID, "0")}, "0"},
+		{"three pending", []provision.Finding{finding(updates.PatchedID, "3")}, "3"},
+		{"count unreadable: absent, not 0", []provision.Finding{finding(updates.PatchedID, "unreadable")}, ""},
+		{"control did not run: absent", []provision.Finding{finding("ssh.daemon", "0")}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := newManifest(nil, "base", "hash", provision.Results{Findings: tt.findings})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(m)
+			var raw map[string]json.RawMessage
+			if err := json.Unmarshal(b, &raw); err != nil {
+				t.Fatal(err)
+			}
+			if got := string(raw["security_updates_pending"]); got != tt.want {
+				t.Errorf("security_updates_pending = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
