@@ -66,7 +66,7 @@ test-unit: ## only the tests that need neither root nor services
 # TestLiveSmoke (the harness's own test: upload/download, reboot, shutdown)
 # runs with `make test-harness`; the harness is exercised by every test
 # above, and its reboot path by the LUKS control.
-LIVE_OWN    := TestLive(LUKSControl|SafeApplyTap)$$
+LIVE_OWN    := TestLive(LUKSControl|SafeApplyTap|FirmwareBoot)$$
 LIVE_ELSE   := TestLiveDeployLocal|TestLiveBootTime|TestLiveSmoke
 LIVE_TEST   := BULWARK_LONG=1 $(GO) test -count=1 -timeout 45m -v
 test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~20 min)

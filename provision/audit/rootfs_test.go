@@ -150,3 +150,24 @@ func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
 	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
 }
+
+// TestCompileImmutableMatchesAugenrules: the compilation bulwark does while
+// the kernel's rules are immutable (augenrules refuses then) writes the
+// same audit.rules that the real augenrules wrote from the same rules.d.
+func TestCompileImmutableMatchesAugenrules(t *testing.T) {
+	root := basetest.Copy(t)
+	ct.Write(t, root, rulesDir+"/10-local.rules", "# site rules\n-b 8192\n\n-w /etc/hosts -p wa -k site\n-e 1\n")
+	ct.Apply(t, root, []provision.Control{&Rules{}}) // offline: runs augenrules in the chroot
+	want := ct.Read(t, root, CompiledRules)
+	ct.Remove(t, root, CompiledRules)
+	h := ct.NewHost(t, root)
+	if err := compileImmutable(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	if got := ct.Read(t, root, CompiledRules); got != want {
+		t.Errorf("compiled:\n%s\naugenrules wrote:\n%s", got, want)
+	}
+	if !strings.Contains(want, "-w /etc/shadow -p wa") || !strings.Contains(want, "-w /etc/hosts -p wa -k site") {
+		t.Errorf("augenrules output lacks the rules it was given:\n%s", want)
+	}
+}

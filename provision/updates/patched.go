@@ -41,6 +41,12 @@ const listsDir = "/var/lib/apt/lists"
 // days old on a running system mean the refresh is not happening.
 const staleLists = 48 * time.Hour
 
+// freshLists: lists fetched this recently are not fetched again by Apply
+// (apt-daily, an image build's first apply, or an operator just did), so
+// re-running apply costs no mirror round trip; Verify's evidence always
+// gives the lists' age.
+const freshLists = time.Hour
+
 // Patched is the control updates.patched. updates.unattended configures
 // *future* security updates; this one proves none is outstanding now, and
 // that a security archive is configured at all (without one
@@ -54,8 +60,9 @@ func (p *Patched) ID() string     { return patchedMeta.ID }
 func (p *Patched) Title() string  { return patchedMeta.Title }
 func (p *Patched) Rows() []string { return patchedMeta.Rows }
 
-// Apply refreshes the package lists on a live system (offline, the tree's
-// builder refreshed them: images/base does), then installs exactly the
+// Apply refreshes the package lists on a live system unless they are
+// under an hour old (offline, the tree's builder refreshed them:
+// images/base does), then installs exactly the
 // packages whose candidate comes from a security archive, and checks none
 // is left. It refuses a target with no security archive: where the fixes
 // come from is the operator's choice, not something to guess.
@@ -64,7 +71,7 @@ func (p *Patched) Apply(ctx context.Context, h host.Host) error {
 		return patchedMeta.Wrap("security archive", err)
 	}
 	say := func(s string) { fmt.Fprintf(os.Stderr, "%s: %s\n", patchedMeta.ID, s) }
-	if h.Live() && !h.DryRun() {
+	if age, err := listsAge(h, time.Now()); h.Live() && !h.DryRun() && (err != nil || age > freshLists) {
 		if err := aptlock.Wait(ctx, h.Root(), p.LockTimeout, say); err != nil {
 			return patchedMeta.Wrap("refresh package lists", err)
 		}
