@@ -59,14 +59,15 @@ test-unit: ## only the tests that need neither root nor services
 # TCG guest keeps one core busy while the test driving it mostly waits:
 #   shared  one guest for every family test (apply, verify, break, verify
 #           fails, re-apply), the safe-apply tests and the kill -9 loop;
-#   own     tests that need a guest of their own: the LUKS control
-#           (reboots with the key) and the tap-bridge safe-apply test (its
-#           own network).
+#   own     tests that need a guest of their own: the LUKS controls
+#           (reboots with a delivered key; a TPM and Secure Boot on and off),
+#           the firmware boots and the tap-bridge safe-apply test (its own
+#           network).
 # TestLiveDeployLocal runs in `make e2e`, against the image it builds.
 # TestLiveSmoke (the harness's own test: upload/download, reboot, shutdown)
 # runs with `make test-harness`; the harness is exercised by every test
 # above, and its reboot path by the LUKS control.
-LIVE_OWN    := TestLive(LUKSControl|SafeApplyTap|FirmwareBoot)$$
+LIVE_OWN    := TestLive(LUKSControl|LUKSTPM2|SafeApplyTap|FirmwareBoot)$$
 LIVE_ELSE   := TestLiveDeployLocal|TestLiveBootTime|TestLiveSmoke
 LIVE_TEST   := BULWARK_LONG=1 $(GO) test -count=1 -timeout 45m -v
 test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~20 min)

@@ -154,6 +154,12 @@ type Syslog struct {
 	CAFile   string `yaml:"ca_file"`
 }
 
+// The values of luks.key_source.
+const (
+	KeySourceTPM2      = "tpm2"
+	KeySourceDelivered = "delivered"
+)
+
 // LUKS is the data volume encryption policy.
 type LUKS struct {
 	Device     string `yaml:"device"`
@@ -161,10 +167,13 @@ type LUKS struct {
 	Cipher     string `yaml:"cipher"`
 	KeySize    int    `yaml:"key_size"`
 	PBKDF      string `yaml:"pbkdf"`
-	// KeySource is where the per-instance key comes from at first boot:
-	// "tpm2", "keyfile" (delivered by cloud-init/Pulumi) or "prompt".
+	// KeySource is where the per-instance key comes from: "tpm2" (sealed
+	// to the instance's TPM at first boot, PCR 7) or "delivered" (written
+	// to KeyFile by the platform on every boot).
 	KeySource string `yaml:"key_source"`
-	KeyFile   string `yaml:"key_file"`
+	// KeyFile is where a delivered key appears (tmpfs); with tpm2 it is
+	// unused.
+	KeyFile string `yaml:"key_file"`
 	// PBKDFMemoryKiB caps argon2's memory cost at format time (cryptsetup
 	// --pbkdf-memory). 0 keeps cryptsetup's benchmarked default; lower it
 	// only for small or emulated instances, where the default can take

@@ -193,8 +193,16 @@ func (v *validator) luks(l *LUKS) {
 	}
 	v.oneOf("luks.pbkdf", l.PBKDF, "argon2id", "argon2i", "pbkdf2")
 	v.pbkdfMemory(l)
-	v.oneOf("luks.key_source", l.KeySource, "tpm2", "keyfile", "prompt")
-	if l.KeySource == "keyfile" {
+	switch l.KeySource {
+	case "keyfile":
+		// The old name: say what it is now rather than "not one of".
+		v.bad("luks.key_source", "keyfile was renamed delivered (the platform writes luks.key_file on every boot); or use tpm2")
+	case "prompt":
+		v.bad("luks.key_source", "prompt is not supported: an appliance boots unattended (use tpm2, with its recovery key for the console, or delivered)")
+	default:
+		v.oneOf("luks.key_source", l.KeySource, KeySourceTPM2, KeySourceDelivered)
+	}
+	if l.KeySource == KeySourceDelivered {
 		v.absPath("luks.key_file", l.KeyFile)
 	}
 	v.absPath("luks.device", l.Device)

@@ -4,13 +4,18 @@ package tests
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,11 +24,15 @@ import (
 
 	cryptossh "golang.org/x/crypto/ssh"
 
+	"github.com/bulwark-appliance/bulwark/deploy/appliance"
+	"github.com/bulwark-appliance/bulwark/deploy/local"
 	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
+	"github.com/bulwark-appliance/bulwark/provision/luks"
 	sshctl "github.com/bulwark-appliance/bulwark/provision/ssh"
 )
 
@@ -105,7 +114,10 @@ func TestE2E(t *testing.T) {
 	g := qemu.Boot(t, qemu.Options{
 		Disk: in.image, Firmware: qemu.SecureBoot,
 		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
-		User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
+		// The instance's key, as deploy/local delivers it: the volume is
+		// encrypted at this first boot and everything on it runs.
+		FwCfg: []qemu.FwCfg{{Name: local.UserDataFwCfg, File: e2eKeyUserData(t)}},
+		User:  e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
 		Tap: &qemu.Tap{Ifname: n.tap, MAC: tapMAC},
 	})
 	t.Logf("stage boot-to-SSH: %s", time.Since(start).Round(time.Second))
@@ -129,6 +141,7 @@ func TestE2E(t *testing.T) {
 	t.Run("build key gone", func(t *testing.T) { e2eBuildKeyGone(t, g, in) })
 	t.Run("host key made by this instance", func(t *testing.T) { e2eOwnHostKey(t, g, in) })
 	t.Run("verify passes", func(t *testing.T) {
+		e2eWaitUnit(t, g, luks.UnitName)
 		code, res := e2eVerify(t, g)
 		if code != 0 || res.Failed() {
 			t.Fatalf("verify in the built image: exit %d, failed: %v", code, failedIDs(res))
@@ -149,10 +162,18 @@ func TestE2E(t *testing.T) {
 			disk := strings.TrimSuffix(in.image, ".qcow2") + f.ext
 			start := time.Now()
 			g := qemu.Boot(t, qemu.Options{
-				Disk: disk, Firmware: f.fw, ExtraDisks: []string{blankDisk(t, 1024)},
+				Disk: disk, Firmware: f.fw, ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
 				User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
 			})
 			rec.firmware(t, g, disk, f.fw, time.Since(start))
+			if f.ext == ".vmdk" {
+				// No key is delivered to this boot: it must fail closed.
+				t.Run("no key delivered: the volume stays locked and /healthz says why", func(t *testing.T) {
+					e2eWaitUnit(t, g, luks.UnitName)
+					e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
+					e2eLocked(t, g)
+				})
+			}
 		})
 	}
 }
@@ -178,6 +199,71 @@ func e2eOutside(t *testing.T, g *qemu.Guest, in e2eInputs) {
 	}
 	t.Run("https answers with TLS 1.2+ and this instance's own certificate", func(t *testing.T) { e2eTLS(t, g.ForwardedPort(443), in.image) })
 	t.Run("http redirects to https", func(t *testing.T) { e2eRedirect(t, g.ForwardedPort(80)) })
+}
+
+// e2eKeyUserData is the #cloud-config user data that delivers a fresh
+// per-instance key for the e2e policy's luks.key_file, as deploy/local
+// hands it to QEMU's fw_cfg.
+func e2eKeyUserData(t *testing.T) string {
+	t.Helper()
+	p, err := policies.Load("testdata/e2e-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 48)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := appliance.CloudInit(p, base64.StdEncoding.EncodeToString(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "user-data")
+	if err := os.WriteFile(f, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// e2eWaitUnit waits until a boot-time oneshot has finished (active or
+// failed), so the test judges the boot's outcome, not a race with it.
+func e2eWaitUnit(t *testing.T, g *qemu.Guest, unit string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for time.Now().Before(deadline) {
+		switch st := strings.TrimSpace(guestRun(t, g, "systemctl is-active "+unit).Stdout); st {
+		case "active", "failed":
+			t.Logf("%s: %s", unit, st)
+			return
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Fatalf("%s still not finished 5 minutes after boot", unit)
+}
+
+// e2eLocked: a boot with no key delivered, so the data volume must stay locked
+// (fail closed): transferd down, and /healthz through nginx answering 503
+// with the volume's state and the reason, as bulwark firstboot wrote them.
+func e2eLocked(t *testing.T, g *qemu.Guest) {
+	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the instance's own certificate; the probe is about the answer
+	resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", g.ForwardedPort(443)))
+	if err != nil {
+		t.Fatalf("GET /healthz on 443: %v", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var st luks.Status
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &st) != nil || st.State != "locked" || !strings.Contains(st.Reason, "not delivered") {
+		t.Fatalf("GET /healthz: %s %q; want 503 with the locked volume's state and reason", resp.Status, body)
+	}
+	t.Logf("/healthz while locked: %s %s", resp.Status, bytes.TrimSpace(body))
+	if got := strings.TrimSpace(guestRun(t, g, "systemctl is-active transferd.service").Stdout); got == "active" {
+		t.Errorf("transferd is active with no key delivered: its data would land on the root disk")
+	}
+	if got := strings.TrimSpace(guestRun(t, g, "systemctl is-active "+luks.UnitName).Stdout); got != "failed" {
+		t.Errorf("%s is %q with no key delivered, want failed", luks.UnitName, got)
+	}
 }
 
 func hasFamily(name string) bool {

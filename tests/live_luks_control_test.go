@@ -21,7 +21,7 @@ import (
 // luksTestPolicy lowers only argon2's memory cost (the documented tuning
 // knob), so a TCG guest formats and unlocks in seconds; cipher, key size,
 // PBKDF and iteration benchmarking stay the appliance's defaults.
-const luksTestPolicy = "luks:\n  pbkdf_memory_kib: 65536\n"
+const luksTestPolicy = "luks:\n  key_source: delivered\n  pbkdf_memory_kib: 65536\n"
 
 // TestLiveLUKSControl boots its own guest (it reboots) with a blank data
 // disk: apply installs the firstboot units; delivering the key encrypts,
@@ -140,16 +140,21 @@ func deliverKey(t *testing.T, g *qemu.Guest, local, remote string) {
 }
 
 // waitMounted polls until the path unit has run firstboot and the volume
-// is mounted (argon2 under TCG takes a while).
+// is mounted (argon2 under TCG takes a while). The unit may show failed
+// from a run before the key arrived (a boot without it fails closed); only
+// a failure that began after the wait did is fatal.
 func waitMounted(t *testing.T, g *qemu.Guest, mountPoint string) {
 	t.Helper()
+	since := strings.Fields(run(t, g, "cat /proc/uptime").Stdout)[0]
 	deadline := time.Now().Add(10 * time.Minute)
 	for time.Now().Before(deadline) {
 		r := run(t, g, "findmnt -n -o SOURCE "+mountPoint)
 		if strings.HasPrefix(strings.TrimSpace(r.Stdout), "/dev/mapper/") {
 			return
 		}
-		if r := run(t, g, "systemctl is-failed "+luks.UnitName); strings.TrimSpace(r.Stdout) == "failed" {
+		// InactiveEnterTimestampMonotonic is in µs; /proc/uptime in s.
+		check := "systemctl is-failed -q " + luks.UnitName + " && [ $(systemctl show -P InactiveEnterTimestampMonotonic " + luks.UnitName + ") -gt $(echo " + since + " | awk '{printf \"%d\", $1*1000000}') ]"
+		if run(t, g, check).ExitCode == 0 {
 			t.Fatalf("%s failed:\n%s", luks.UnitName, run(t, g, "journalctl -b -u "+luks.UnitName+" --no-pager | tail -20").Stdout)
 		}
 		time.Sleep(3 * time.Second)

@@ -120,8 +120,8 @@ func prepare(name string, args *ApplianceArgs) (Spec, error) {
 		return Spec{}, fmt.Errorf("appliance %q: no policy (load one with policies.Load)", name)
 	case args.Target == nil:
 		return Spec{}, fmt.Errorf("appliance %q: no target (e.g. aws.Target)", name)
-	case args.LUKSKey == nil && args.Policy.LUKS.KeySource == "keyfile":
-		return Spec{}, fmt.Errorf("appliance %q: policy luks.key_source is keyfile but no LUKS key was given (pulumi config set --secret bulwark:luksKey ...)", name)
+	case args.LUKSKey == nil && args.Policy.LUKS.KeySource == policies.KeySourceDelivered:
+		return Spec{}, fmt.Errorf("appliance %q: policy luks.key_source is delivered but no LUKS key was given (pulumi config set --secret bulwark:luksKey ...)", name)
 	}
 	in, err := netpolicy.Ingress(args.Policy.Network)
 	if err != nil {

@@ -38,7 +38,7 @@ type overlay struct {
 // policy overlay. The caller must treat the result as secret.
 func CloudInit(p *policies.Policy, luksKey string) (string, error) {
 	var files []writeFile
-	if p.LUKS.KeySource == "keyfile" {
+	if p.LUKS.KeySource == policies.KeySourceDelivered {
 		if len(luksKey) < 32 {
 			return "", fmt.Errorf("cloud-init: LUKS key is %d bytes, want at least 32 (generate one with: openssl rand -base64 48)", len(luksKey))
 		}

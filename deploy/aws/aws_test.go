@@ -257,13 +257,15 @@ func TestAMIBootModeAndTPM(t *testing.T) {
 	tests := []struct {
 		name           string
 		c              Config
+		keySource      string
 		wantBoot       string
 		wantTPM        string
 		wantInvariants bool // ami-boots-uefi holds
 	}{
-		{"default", Config{}, "uefi", "", true},
-		{"tpm2 key source", Config{TpmSupport: "v2.0"}, "uefi", "v2.0", true},
-		{"legacy bios on request", Config{BootMode: "legacy-bios"}, "legacy-bios", "", false},
+		{"default", Config{}, "", "uefi", "", true},
+		{"tpm on request", Config{TpmSupport: "v2.0"}, "", "uefi", "v2.0", true},
+		{"tpm2 key source", Config{}, policies.KeySourceTPM2, "uefi", "v2.0", true},
+		{"legacy bios on request", Config{BootMode: "legacy-bios"}, "", "legacy-bios", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,7 +276,11 @@ func TestAMIBootModeAndTPM(t *testing.T) {
 			}
 			m := &mocktest.Mocks{Computed: computed}
 			key := pulumi.ToSecret(pulumi.String(testKey)).(pulumi.StringOutput)
-			if err := mocktest.Run(m, Program(defaultPolicy(t), target, key)); err != nil {
+			p := defaultPolicy(t)
+			if tt.keySource != "" {
+				p.LUKS.KeySource = tt.keySource
+			}
+			if err := mocktest.Run(m, Program(p, target, key)); err != nil {
 				t.Fatalf("program: %v", err)
 			}
 			amis := of(m.Resources(), tAMI)
@@ -296,5 +302,28 @@ func TestAMIBootModeAndTPM(t *testing.T) {
 				t.Errorf("image-imported-raw: %v", err)
 			}
 		})
+	}
+}
+
+// TestTPM2KeySourceNeedsUEFI: a tpm2 policy on a legacy-BIOS AMI would
+// boot an instance whose volume can never be sealed; it is refused before
+// any AWS resource is registered.
+func TestTPM2KeySourceNeedsUEFI(t *testing.T) {
+	target, err := NewTarget(Config{ImagePath: image(t), BootMode: "legacy-bios"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := defaultPolicy(t)
+	p.LUKS.KeySource = policies.KeySourceTPM2
+	m := &mocktest.Mocks{Computed: computed}
+	key := pulumi.ToSecret(pulumi.String(testKey)).(pulumi.StringOutput)
+	err = mocktest.Run(m, Program(p, target, key))
+	if err == nil || !strings.Contains(err.Error(), "needs boot mode uefi") {
+		t.Fatalf("program: %v; want a refusal naming the boot mode", err)
+	}
+	for _, r := range m.Resources() {
+		if strings.HasPrefix(r.Type, "aws:") {
+			t.Errorf("registered %s %s before refusing", r.Type, r.Name)
+		}
 	}
 }

@@ -20,6 +20,7 @@ type deployer struct {
 	ctx    *pulumi.Context
 	spec   appliance.Spec
 	parent pulumi.ResourceOption
+	tpm    string // the AMI's TpmSupport (Config.tpmFor)
 
 	cmk    *kms.Key
 	bkt    *s3.Bucket
@@ -137,8 +138,8 @@ func (d *deployer) image() error {
 		}},
 		Tags: d.tags(),
 	}
-	if d.t.Config.TpmSupport != "" {
-		ami.TpmSupport = pulumi.String(d.t.Config.TpmSupport)
+	if d.tpm != "" {
+		ami.TpmSupport = pulumi.String(d.tpm)
 	}
 	d.t.adjust(ami)
 	if d.amiImg, err = ec2.NewAmi(d.ctx, d.name("ami"), ami, d.parent); err != nil {

@@ -10,6 +10,7 @@ package aws
 
 import (
 	"fmt"
+	"github.com/bulwark-appliance/bulwark/policies"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
@@ -31,8 +32,8 @@ type Config struct {
 	// "uefi-preferred" for instance types without UEFI.
 	BootMode string
 	// TpmSupport is the AMI's NitroTPM ("v2.0", which needs BootMode
-	// "uefi"; empty: none). It is set by the tpm2 key source (issue 14),
-	// which seals the data volume's key to the instance's TPM.
+	// "uefi"; empty: none). A policy with luks.key_source tpm2 sets it,
+	// since that source seals the data volume's key to the instance's TPM.
 	TpmSupport string
 	// BackupRetainCount is how many daily snapshots DLM keeps.
 	BackupRetainCount int
@@ -113,9 +114,26 @@ func (c *Config) bootDefaults() error {
 	return nil
 }
 
+// tpmFor is the AMI's TpmSupport for a policy: the tpm2 key source seals
+// the data volume to the instance's TPM, so the AMI must ask for NitroTPM
+// (which is UEFI only); a policy without it keeps what the stack says.
+func (c Config) tpmFor(p *policies.Policy) (string, error) {
+	if p == nil || p.LUKS.KeySource != policies.KeySourceTPM2 {
+		return c.TpmSupport, nil
+	}
+	if c.BootMode != "uefi" {
+		return "", fmt.Errorf("aws: policy luks.key_source tpm2 needs NitroTPM, which needs boot mode uefi, have %s (pulumi config set bulwark:bootMode uefi, or key_source delivered)", c.BootMode)
+	}
+	return "v2.0", nil
+}
+
 // Deploy registers every AWS resource of one appliance under spec.Parent.
 func (t *Target) Deploy(ctx *pulumi.Context, spec appliance.Spec) (*appliance.Deployment, error) {
-	d := &deployer{t: t, ctx: ctx, spec: spec, parent: pulumi.Parent(spec.Parent)}
+	tpm, err := t.Config.tpmFor(spec.Policy)
+	if err != nil {
+		return nil, err // before any resource is registered
+	}
+	d := &deployer{t: t, ctx: ctx, spec: spec, parent: pulumi.Parent(spec.Parent), tpm: tpm}
 	steps := []func() error{d.key, d.bucket, d.image, d.securityGroup, d.instance, d.dataVolume, d.backups}
 	for _, step := range steps {
 		if err := step(); err != nil {

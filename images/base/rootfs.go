@@ -52,7 +52,10 @@ const DefaultSuite = "trixie"
 //     Secure Boot, grub-pc-bin (BIOS boot from the same disk), mokutil
 //     (reads the Secure Boot state), dosfstools (fsck of the ESP),
 //     systemd-repart (grows the root partition on first boot).
-//   - tpm2-tools: the data volume's key is sealed to the instance's TPM.
+//   - systemd-cryptsetup (systemd-cryptenroll, systemd-cryptsetup and
+//     cryptsetup's systemd-tpm2 token plugin) + tpm2-tools: the data
+//     volume's key is sealed to the instance's TPM (PCR 7) and unlocked by
+//     it on every boot; tpm2-tools brings the tss2 libraries systemd loads.
 //   - e2fsprogs, iproute2: formatting the data volume, inspecting sockets.
 //   - wamerican: the word list transferd's password policy checks against
 //     (policy passwords.dictionary); transferd refuses to start without it.
@@ -67,7 +70,7 @@ var Packages = []string{
 	"rsyslog", "rsyslog-gnutls", "auditd", "cryptsetup", "cryptsetup-bin",
 	"openssl", "ca-certificates", "e2fsprogs", "iproute2", "wamerican",
 	"grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed", "grub-pc-bin", "mokutil",
-	"dosfstools", "systemd-repart", "tpm2-tools",
+	"dosfstools", "systemd-repart", "tpm2-tools", "systemd-cryptsetup",
 }
 
 // Options are the inputs of one base build. Suite and Packages are the

@@ -35,7 +35,13 @@ type Options struct {
 	// volume survives a QEMU restart.
 	ExtraDisks []string
 	Memory     int // MiB; default 1024
-	CPUs       int // default 2
+	// CPUs is the vCPU count; default 2. Under TCG a Secure Boot guest
+	// gets 1: OVMF's SMM with several vCPUs under multi-threaded TCG was
+	// seen here to hang at a guest-initiated reboot (no firmware output
+	// for 5–15 minutes, on a loaded 2-core host), a class of SMM+SMP
+	// hang OVMF's maintainers report under load; one vCPU has no APs to
+	// rendezvous in SMM.
+	CPUs int
 	// Forward lists guest TCP ports to reach from the host besides SSH (22,
 	// always forwarded); free host ports are allocated at Start.
 	Forward []int
@@ -164,6 +170,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Accel == "" {
 		o.Accel = "tcg"
+	}
+	if o.Firmware == SecureBoot && o.Accel == "tcg" {
+		o.CPUs = 1 // see Options.CPUs
 	}
 	if o.User == "" {
 		o.User = "root"

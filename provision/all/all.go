@@ -24,7 +24,6 @@ func Families() []provision.Family {
 		// families are added here as they land, one line each
 		updates.Family,
 		clamav.Family,
-		luks.Family,
 		fips.Family,
 		database.Family,
 		firewall.Family,
@@ -33,6 +32,10 @@ func Families() []provision.Family {
 		audit.Family,
 		transfer.Family,
 		tls.Family,
+		// Last: luks.firstboot holds transferd to the data volume, which
+		// the build VM does not have, so every (re)start the other
+		// families make at build comes before it.
+		luks.Family,
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,8 +21,38 @@ var (
 		Title: "Data volume encrypted at first boot with a per-instance key; no key in the image", Rows: rows}
 	volumeMeta = check.Meta{ID: "luks.volume",
 		Title: "Data volume mounted from LUKS2 (aes-xts-plain64, 512-bit key, argon2id)", Rows: rows}
-	firstbootUnits = []check.Unit{{Name: UnitName, Target: "multi-user.target"}, {Name: PathName, Target: "paths.target"}}
 )
+
+// units are the unit files luks.firstboot installs for l, and the ones it
+// enables: the path unit and the fw_cfg module only serve a delivered key.
+func units(l policies.LUKS) ([]check.UnitFile, []check.Unit) {
+	files := []check.UnitFile{{Path: UnitFile, Data: renderUnit(l)}, {Path: MountUnitFile(l), Data: renderMount(l)}}
+	enable := []check.Unit{{Name: UnitName, Target: "multi-user.target"}}
+	if l.KeySource == policies.KeySourceDelivered {
+		files = append(files, check.UnitFile{Path: PathFile, Data: renderPath(l)})
+		enable = append(enable, check.Unit{Name: PathName, Target: "paths.target"})
+	}
+	return files, enable
+}
+
+// extraFiles are written and checked with the units but are not units of
+// their own (systemd-analyze verify takes unit names).
+func extraFiles(l policies.LUKS) []check.UnitFile {
+	if l.KeySource == policies.KeySourceDelivered {
+		return []check.UnitFile{{Path: ModulesLoadFile, Data: renderModulesLoad()}}
+	}
+	return nil
+}
+
+// tools are the executables firstboot runs for l's key source, with the
+// package that ships each.
+func tools(l policies.LUKS) map[string]string {
+	t := map[string]string{"/usr/sbin/cryptsetup": "cryptsetup-bin"}
+	if l.KeySource == policies.KeySourceTPM2 {
+		t["/usr/bin/systemd-cryptenroll"] = "systemd-cryptsetup"
+	}
+	return t
+}
 
 // base gives a control its ID, title and rows from its check.Meta.
 type base struct{ m check.Meta }
@@ -55,16 +87,16 @@ func (c *Firstboot) Apply(ctx context.Context, h host.Host) error {
 	if err := h.WriteFile(PolicyFile, pol, 0o644); err != nil {
 		return c.m.Wrap("write "+PolicyFile, err)
 	}
-	units := []check.UnitFile{{Path: UnitFile, Data: renderUnit(c.LUKS)}, {Path: PathFile, Data: renderPath(c.LUKS)}}
-	if err := check.PreflightUnits(ctx, h, c.m, units...); err != nil {
+	files, enable := units(c.LUKS)
+	if err := check.PreflightUnits(ctx, h, c.m, files...); err != nil {
 		return err
 	}
-	for _, u := range append(units, check.UnitFile{Path: ModulesLoadFile, Data: renderModulesLoad()}) {
+	for _, u := range append(files, extraFiles(c.LUKS)...) {
 		if err := writeUnit(h, u.Path, u.Data); err != nil {
 			return c.m.Wrap("write "+u.Path, err)
 		}
 	}
-	for _, u := range firstbootUnits {
+	for _, u := range enable {
 		if err := u.Enable(ctx, h); err != nil {
 			return c.m.Wrap("enable", err)
 		}
@@ -75,21 +107,29 @@ func (c *Firstboot) Apply(ctx context.Context, h host.Host) error {
 // Verify checks the machinery is in the image and the key is not.
 func (c *Firstboot) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
-	out := []provision.Finding{c.sourceFinding(), check.File(c.m, h, UnitFile, renderUnit(c.LUKS)), check.File(c.m, h, PathFile, renderPath(c.LUKS)),
-		check.File(c.m, h, ModulesLoadFile, renderModulesLoad())}
+	out := []provision.Finding{c.sourceFinding()}
+	files, enable := units(c.LUKS)
+	for _, u := range append(files, extraFiles(c.LUKS)...) {
+		out = append(out, check.File(c.m, h, u.Path, u.Data))
+	}
 	if pol, err := renderPolicy(c.LUKS, c.DataDir); err == nil {
 		out = append(out, check.File(c.m, h, PolicyFile, pol))
 	}
-	for _, u := range firstbootUnits {
+	for _, u := range enable {
 		out = append(out, u.Enabled(c.m, h))
 	}
-	out = append(out, c.executable(h, Binary), c.cryptsetup(h))
+	out = append(out, c.executable(h, Binary))
+	for _, p := range slices.Sorted(maps.Keys(tools(c.LUKS))) {
+		f := c.executable(h, p)
+		f.Expected = p + " installed (package " + tools(c.LUKS)[p] + ")"
+		out = append(out, f)
+	}
 	out = append(out, c.noKeyMaterial(h)...)
 	return check.Timed(out, start)
 }
 
 func (c *Firstboot) sourceFinding() provision.Finding {
-	f := c.m.Finding("luks.key_source", "a source firstboot implements (keyfile)")
+	f := c.m.Finding("luks.key_source", "a source firstboot implements (tpm2 or delivered)")
 	ev := provision.Evidence{Source: "policy luks.key_source", Read: c.LUKS.KeySource}
 	if err := supported(c.LUKS); err != nil {
 		return check.Fail(f, c.LUKS.KeySource, err.Error(), ev)
@@ -108,12 +148,6 @@ func (c *Firstboot) executable(h host.Host, p string) provision.Finding {
 		return check.Fail(f, "not executable", "the unit's ExecStart would fail at boot", ev)
 	}
 	return check.Pass(f, "present", ev)
-}
-
-func (c *Firstboot) cryptsetup(h host.Host) provision.Finding {
-	f := c.executable(h, "/usr/sbin/cryptsetup")
-	f.Expected = "cryptsetup installed (package cryptsetup-bin)"
-	return f
 }
 
 // noKeyMaterial fails for a file at the key path, any *.key in the key
@@ -176,10 +210,11 @@ func crypttabKeys(h host.Host) []provision.Evidence {
 }
 
 func supported(l policies.LUKS) error {
-	if l.KeySource != "keyfile" {
-		return fmt.Errorf("key source %q is accepted by the policy but not implemented by bulwark firstboot yet; use keyfile", l.KeySource)
+	switch l.KeySource {
+	case policies.KeySourceTPM2, policies.KeySourceDelivered:
+		return nil
 	}
-	return nil
+	return fmt.Errorf("key source %q is not one firstboot implements (tpm2 or delivered)", l.KeySource)
 }
 
 // writeUnit replaces a symlink at path (a mask: -> /dev/null) instead of

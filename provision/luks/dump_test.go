@@ -122,11 +122,11 @@ func TestHeaderFromCryptsetup(t *testing.T) {
 func TestFormatArgs(t *testing.T) {
 	l := defaultLUKS(t)
 	want := "luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --pbkdf argon2id --key-file /run/bulwark/luks.key /dev/vdb"
-	if got := strings.Join(formatArgs(l), " "); got != want {
+	if got := strings.Join(formatArgs(l, l.KeyFile), " "); got != want {
 		t.Errorf("default policy:\n got %s\nwant %s", got, want)
 	}
 	l.PBKDFMemoryKiB = 65536
-	if got := strings.Join(formatArgs(l), " "); !strings.Contains(got, "--pbkdf argon2id --pbkdf-memory 65536 --key-file") {
+	if got := strings.Join(formatArgs(l, l.KeyFile), " "); !strings.Contains(got, "--pbkdf argon2id --pbkdf-memory 65536 --key-file") {
 		t.Errorf("pbkdf_memory_kib not passed: %s", got)
 	}
 }
@@ -174,5 +174,99 @@ func TestFirstbootPolicyLoads(t *testing.T) {
 	}
 	if p.LUKS != l || p.Transfer.DataDir != "/srv/bulwark/transfer" {
 		t.Errorf("round trip: luks %+v data_dir %s; want %+v", p.LUKS, p.Transfer.DataDir, l)
+	}
+}
+
+// TestParseDumpTokens reads the tokens systemd-cryptenroll leaves: the
+// fixture is luksDump of a header with a recovery key and a TPM2 slot, as
+// cryptsetup 2.7 prints it with systemd's token plugin loaded (Debian 13).
+func TestParseDumpTokens(t *testing.T) {
+	b, err := os.ReadFile("testdata/luksdump-tpm2-recovery.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ParseDump(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.HasToken(TokenTPM2) || !d.HasToken(TokenRecovery) {
+		t.Fatalf("tokens = %+v, want %s and %s", d.Tokens, TokenTPM2, TokenRecovery)
+	}
+	types := map[string]bool{}
+	for _, ks := range d.Keyslots {
+		types[d.SlotType(ks.ID)] = true
+	}
+	if len(d.Keyslots) != 2 || !types[TokenTPM2] || !types[TokenRecovery] {
+		t.Errorf("keyslots %+v typed %v; want one TPM2 and one recovery slot", d.Keyslots, types)
+	}
+	if p := append(d.Problems("aes-xts-plain64", 512, "argon2id"), d.SourceProblems(policies.KeySourceTPM2, SealPCRs)...); len(p) != 0 {
+		t.Errorf("an enrolled header has problems: %v", p)
+	}
+}
+
+func TestSourceProblems(t *testing.T) {
+	tpm := Token{ID: "0", Type: TokenTPM2, Keyslots: []string{"0"}, PCRs: "7"}
+	rec := Token{ID: "1", Type: TokenRecovery, Keyslots: []string{"1"}}
+	slots := []Keyslot{{ID: "0", KeyBits: 512, PBKDF: "pbkdf2"}, {ID: "1", KeyBits: 512, PBKDF: "argon2id"}}
+	tests := []struct {
+		name   string
+		src    string
+		slots  []Keyslot
+		tokens []Token
+		want   string
+	}{
+		{"tpm2 enrolled", policies.KeySourceTPM2, slots, []Token{tpm, rec}, ""},
+		{"tpm2 without recovery", policies.KeySourceTPM2, slots[:1], []Token{tpm}, "no recovery key (systemd-recovery token)"},
+		{"tpm2 sealed to other PCRs", policies.KeySourceTPM2, slots, []Token{{ID: "0", Type: TokenTPM2, Keyslots: []string{"0"}, PCRs: "0+7"}, rec},
+			`token 0: TPM2 sealed to PCRs "0+7", want "7"`},
+		{"enrolment key left behind", policies.KeySourceTPM2, append(slots, Keyslot{ID: "2", KeyBits: 512, PBKDF: "argon2id"}), []Token{tpm, rec},
+			"keyslot 2: a passphrase no token accounts for"},
+		{"no tpm token", policies.KeySourceTPM2, slots[1:], []Token{rec}, "no systemd-tpm2 token: the TPM cannot unlock it"},
+		{"delivered", policies.KeySourceDelivered, slots[1:], nil, ""},
+		{"delivered but only tokens", policies.KeySourceDelivered, slots, []Token{tpm, rec}, "no passphrase keyslot: the delivered key cannot open it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := Dump{Version: 2, Segments: []string{"aes-xts-plain64"}, Keyslots: tt.slots, Tokens: tt.tokens}
+			if got := strings.Join(d.SourceProblems(tt.src, SealPCRs), "; "); got != tt.want {
+				t.Errorf("SourceProblems = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	// The TPM2 and recovery slots' minimal PBKDF2 is systemd's choice for
+	// 256-bit random secrets, not a weak slot; the same PBKDF on a
+	// passphrase slot is.
+	d := Dump{Version: 2, Segments: []string{"aes-xts-plain64"}, Tokens: []Token{tpm, rec},
+		Keyslots: []Keyslot{slots[0], {ID: "1", KeyBits: 512, PBKDF: "pbkdf2"}, {ID: "2", KeyBits: 512, PBKDF: "pbkdf2"}}}
+	if got := strings.Join(d.Problems("aes-xts-plain64", 512, "argon2id"), "; "); got != "keyslot 2: PBKDF pbkdf2, want argon2id" {
+		t.Errorf("Problems = %q; want only the passphrase slot's PBKDF", got)
+	}
+}
+
+func TestEscapePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/srv/bulwark":        "srv-bulwark",
+		"/srv/bulwark/":       "srv-bulwark",
+		"/var/lib/my-data":    `var-lib-my\x2ddata`,
+		"/srv/.hidden":        "srv-.hidden",
+		"/mnt/with space":     `mnt-with\x20space`,
+		"/":                   "-",
+		"/srv//bulwark/x.y_z": "srv-bulwark-x.y_z",
+	} {
+		if got := escapePath(in); got != want {
+			t.Errorf("escapePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseRecoveryKey(t *testing.T) {
+	const key = "fjkcvrhu-dkcbrhiu-lkglrnkl-bhkflhvl-cbedglrl-gtijunnc-hrnhgvjr-bvrhvjlk"
+	if got, err := parseRecoveryKey(key + "\n"); err != nil || got != key {
+		t.Errorf("parseRecoveryKey(key) = %q, %v", got, err)
+	}
+	for _, bad := range []string{"", "A secret recovery key has been generated", key[:70], strings.ToUpper(key), key + "\n" + key} {
+		if _, err := parseRecoveryKey(bad); err == nil {
+			t.Errorf("parseRecoveryKey(%q) accepted it", bad)
+		}
 	}
 }

@@ -19,6 +19,10 @@
 package luks
 
 import (
+	"fmt"
+	"path"
+	"strings"
+
 	"github.com/goccy/go-yaml"
 
 	"github.com/bulwark-appliance/bulwark/policies"
@@ -80,35 +84,104 @@ func renderPolicy(l policies.LUKS, dataDir string) ([]byte, error) {
 
 // renderUnit is the oneshot that runs on every boot. It orders itself
 // before the services whose data lives on the volume, and after cloud-init,
-// which delivers the key (or after modules-load, which exposes the fw_cfg
-// user data deploy/local hands over). Without the key it is skipped (not
-// failed), and the path unit starts it when the key arrives; until then the
-// services on the volume cannot start, which is the intended fail-closed
-// state. It is not ordered before transferd.socket: sockets start in
-// sockets.target, before basic.target, which this unit (default
-// dependencies) comes after, so that ordering was a cycle systemd broke by
-// dropping the socket's start job at every boot. The socket may listen
-// early; the service it starts waits for the volume (transfer.units'
-// drop-in orders it after this unit and requires the mount).
+// which delivers a key (or after modules-load, which exposes the fw_cfg
+// user data deploy/local hands over). When it cannot open the volume it
+// fails, saying why on the console and in StatusFile, and the mount unit
+// (renderMount) that requires it fails with it, so every service that
+// requires the mount stays down: fail closed. With a delivered key the path
+// unit starts it again when the key arrives. It is not ordered before
+// transferd.socket: sockets start in sockets.target, before basic.target,
+// which this unit (default dependencies) comes after, so that ordering was
+// a cycle systemd broke by dropping the socket's start job at every boot.
+// The socket may listen early; the service it starts waits for the mount.
+// ExecStartPost starts, once the volume is up, what a late key or `bulwark
+// unlock --recovery` held back: multi-user.target brings its own wants,
+// and transferd.socket gives up after its service failed to start; each line may fail (the "-") where a unit
+// is absent, as in a guest with only this family applied. When the volume
+// stays locked, ExecStopPost closes transferd's socket: otherwise nginx's
+// connection would sit in the socket's backlog for a service that cannot
+// start until the proxy timed out, where now it is refused at once and
+// nginx answers 503 with the reason (tls: @unavailable).
 func renderUnit(l policies.LUKS) []byte {
 	return []byte(`# Written by bulwark (control luks.firstboot).
 [Unit]
 Description=bulwark first boot: encrypt, unlock and mount the data volume
 After=local-fs.target cloud-init-local.service cloud-init.service
-Before=postgresql.service transferd.service
-ConditionPathExists=` + l.Device + `
-# Either the platform wrote the key, or QEMU carries it in fw_cfg.
-ConditionPathExists=|` + l.KeyFile + `
-ConditionPathExists=|` + FwCfgUserData + `
+Before=postgresql.service transferd.service ` + MountUnit(l) + `
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=` + Binary + ` --policy ` + PolicyFile + ` firstboot
+ExecStartPost=-/usr/bin/systemctl --no-block start multi-user.target
+ExecStartPost=-/usr/bin/systemctl --no-block start transferd.socket
+ExecStopPost=-/bin/sh -c 'test "$$SERVICE_RESULT" = success || exec /usr/bin/systemctl --no-block stop transferd.socket'
 
 [Install]
 WantedBy=multi-user.target
 `)
+}
+
+// renderMount declares the data volume's mount, so the services that live
+// on it (RequiresMountsFor=) depend on a real unit rather than on a
+// directory that happens to exist on the root disk. firstboot mounts the
+// volume itself (it checks what it mounts); the unit requires firstboot and
+// asserts the mapping exists, so when firstboot fails, or is skipped
+// because there is no data device, the mount fails at once and takes its
+// dependents with it instead of waiting out a device timeout. Default
+// dependencies would order it before local-fs.target, which firstboot
+// comes after: a cycle; it keeps only the unmount at shutdown.
+func renderMount(l policies.LUKS) []byte {
+	return []byte(`# Written by bulwark (control luks.firstboot).
+[Unit]
+Description=bulwark encrypted data volume
+DefaultDependencies=no
+Requires=` + UnitName + `
+After=` + UnitName + `
+Conflicts=umount.target
+Before=umount.target
+AssertPathExists=` + MapperPath + `
+
+[Mount]
+What=` + MapperPath + `
+Where=` + l.MountPoint + `
+Type=ext4
+Options=nodev,nosuid
+`)
+}
+
+// MountUnit is the name of the mount unit for l's mount point, escaped as
+// systemd-escape --path --suffix=mount does.
+func MountUnit(l policies.LUKS) string {
+	return escapePath(l.MountPoint) + ".mount"
+}
+
+// MountUnitFile is where renderMount is installed.
+func MountUnitFile(l policies.LUKS) string {
+	return "/etc/systemd/system/" + MountUnit(l)
+}
+
+// escapePath is systemd's path escaping: slashes become dashes, and
+// anything outside [A-Za-z0-9:_.] (and a leading dot) becomes \xNN.
+func escapePath(p string) string {
+	p = strings.Trim(path.Clean(p), "/")
+	if p == "" {
+		return "-"
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '/':
+			b.WriteByte('-')
+		case c == '.' && i == 0,
+			!(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '.'):
+			fmt.Fprintf(&b, `\x%02x`, c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 func renderPath(l policies.LUKS) []byte {

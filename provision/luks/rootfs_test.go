@@ -4,6 +4,7 @@ package luks
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,11 +59,13 @@ func TestLUKSOnRootfs(t *testing.T) {
 		}, "file " + UnitFile, "Before=transferd.service", true},
 		{"fw_cfg module no longer loaded at boot", func(t *testing.T) { checktest.Remove(t, root, ModulesLoadFile) },
 			"file " + ModulesLoadFile, "no such file", true},
-		{"unit no longer starts on a key in fw_cfg", func(t *testing.T) {
-			checktest.Edit(t, root, UnitFile, "ConditionPathExists=|"+FwCfgUserData+"\n", "")
-			// The evidence is the unit as read: the key-file condition now
-			// runs straight into [Service].
-		}, "file " + UnitFile, "ConditionPathExists=|" + p.LUKS.KeyFile + "\n\n[Service]", true},
+		{"mount unit deleted: services would not wait for the volume", func(t *testing.T) { checktest.Remove(t, root, MountUnitFile(p.LUKS)) },
+			"file " + MountUnitFile(p.LUKS), "no such file", true},
+		{"mount no longer requires firstboot", func(t *testing.T) {
+			checktest.Edit(t, root, MountUnitFile(p.LUKS), "Requires="+UnitName+"\n", "")
+			// The evidence is the unit as read: the ordering line now
+			// follows DefaultDependencies directly.
+		}, "file " + MountUnitFile(p.LUKS), "DefaultDependencies=no\nAfter=" + UnitName, true},
 		{"unit disabled", func(t *testing.T) { checktest.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+UnitName) },
 			UnitName + " enabled", "no such file", true},
 		{"unit masked", func(t *testing.T) { checktest.Symlink(t, root, "/dev/null", "/etc/systemd/system/"+PathName) },
@@ -101,6 +104,39 @@ func TestLUKSOnRootfs(t *testing.T) {
 	}
 }
 
+// TestLUKSTPM2OnRootfs: with key_source tpm2 the image carries the
+// firstboot and mount units but no key-delivery path unit, and needs
+// systemd-cryptenroll: removing it fails Verify naming the package.
+func TestLUKSTPM2OnRootfs(t *testing.T) {
+	root := basetest.Copy(t)
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.LUKS.KeySource = policies.KeySourceTPM2
+	controls := Controls(p)
+	checktest.Write(t, root, Binary, "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(root, Binary), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := checktest.ApplyTwice(t, root, controls)
+	checktest.RequireOK(t, withoutNA(checktest.Verify(h, controls)), false)
+	for _, absent := range []string{PathFile, ModulesLoadFile} {
+		if _, err := os.Lstat(filepath.Join(root, absent)); err == nil {
+			t.Errorf("%s installed for key_source tpm2; it only serves a delivered key", absent)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(root, MountUnitFile(p.LUKS))); err != nil || !strings.Contains(string(b), "Where="+p.LUKS.MountPoint) {
+		t.Errorf("mount unit %s: %v\n%s", MountUnitFile(p.LUKS), err, b)
+	}
+	checktest.Remove(t, root, "/usr/bin/systemd-cryptenroll")
+	f := checktest.Find(t, checktest.Verify(checktest.NewHost(t, root), controls), "luks.firstboot", "file /usr/bin/systemd-cryptenroll")
+	checktest.RequireBroken(t, f, provision.Fail, "no such file")
+	if !strings.Contains(f.Expected, "systemd-cryptsetup") {
+		t.Errorf("expected %q does not name the package to install", f.Expected)
+	}
+}
+
 // TestLUKSBadKeySource: a key source firstboot cannot serve is refused at
 // image time, naming the policy field, and nothing is written.
 func TestLUKSBadKeySource(t *testing.T) {
@@ -109,19 +145,19 @@ func TestLUKSBadKeySource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.LUKS.KeySource = "tpm2"
+	p.LUKS.KeySource = "usb" // what a hand-edited policy file might hold
 	h := checktest.NewHost(t, root)
 	for _, c := range Controls(p) {
 		err := c.Apply(context.Background(), h)
-		if c.ID() == "luks.firstboot" && (err == nil || !strings.Contains(err.Error(), `key source "tpm2"`)) {
-			t.Errorf("Apply with key_source tpm2: %v; want an error naming the source", err)
+		if c.ID() == "luks.firstboot" && (err == nil || !strings.Contains(err.Error(), `key source "usb"`)) {
+			t.Errorf("Apply with key_source usb: %v; want an error naming the source", err)
 		}
 	}
 	if len(h.Changes()) != 0 {
 		t.Errorf("refused Apply still changed %v", h.Changes())
 	}
 	f := checktest.Find(t, checktest.Verify(h, Controls(p)), "luks.firstboot", "luks.key_source")
-	checktest.RequireBroken(t, f, provision.Fail, "tpm2")
+	checktest.RequireBroken(t, f, provision.Fail, "usb")
 }
 
 // TestBootRefusesOffline: firstboot formats devices, so it must never run
@@ -132,7 +168,7 @@ func TestBootRefusesOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = Boot(context.Background(), h, p.LUKS, p.Transfer.DataDir)
+	err = Boot(context.Background(), h, p.LUKS, p.Transfer.DataDir, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "booted instance only") {
 		t.Fatalf("Boot on an offline root: %v; want a refusal", err)
 	}

@@ -29,12 +29,8 @@ func (c *Volume) Apply(context.Context, host.Host) error { return nil }
 func (c *Volume) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	f := c.m.Finding("data volume", "LUKS2 volume mounted at "+c.LUKS.MountPoint)
-	if !h.Live() {
-		f.Status, f.Actual = provision.NotApplicable, "offline image"
-		f.Reason = "the volume is encrypted at the instance's first boot; luks.firstboot checks the image"
-		return []provision.Finding{f}
-	}
-	if provision.InstanceOnly(ctx, &f, "the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
+	if check.OnInstanceOnly(ctx, h, &f, "the volume is encrypted at the instance's first boot; luks.firstboot checks the image",
+		"the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
 		return []provision.Finding{f}
 	}
 	mounts, err := readMounts(h)
@@ -79,7 +75,7 @@ func headerFinding(f provision.Finding, src, out string, l policies.LUKS) provis
 		return check.Fail(f, "unparsable", err.Error(), provision.Evidence{Source: src, Read: out})
 	}
 	ev := provision.Evidence{Source: src, Read: d.summary()}
-	if p := d.Problems(l.Cipher, l.KeySize, l.PBKDF); len(p) > 0 {
+	if p := append(d.Problems(l.Cipher, l.KeySize, l.PBKDF), d.SourceProblems(l.KeySource, SealPCRs)...); len(p) > 0 {
 		return check.Fail(f, strings.Join(p, "; "), "the volume was not formatted with the policy's parameters", ev)
 	}
 	return check.Pass(f, d.summary(), ev)

@@ -4,6 +4,7 @@ package tls
 
 import (
 	"fmt"
+	"path"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ func (s Site) Render() []byte {
 	b.WriteString("# The transfer service. Its admin API is only on the admin port.\n")
 	fmt.Fprintf(&b, "server {\n%s    server_name _;\n%s", listen(s.HTTPSPort, " ssl http2"), s.tlsBlock())
 	b.WriteString("    location /admin {\n        return 404;\n    }\n")
-	fmt.Fprintf(&b, "    location / {\n%s    }\n}\n\n", s.proxyBlock())
+	fmt.Fprintf(&b, "    location / {\n%s    }\n%s}\n\n", s.proxyBlock(), s.unavailableBlock())
 	b.WriteString("# The admin UI: only the policy's web_admin_networks (the firewall also\n")
 	b.WriteString("# restricts this port; this is the second layer).\n")
 	fmt.Fprintf(&b, "server {\n%s    server_name _;\n%s", listen(s.AdminPort, " ssl http2"), s.tlsBlock())
@@ -45,7 +46,7 @@ func (s Site) Render() []byte {
 		fmt.Fprintf(&b, "    allow %s;\n", n)
 	}
 	b.WriteString("    deny all;\n")
-	fmt.Fprintf(&b, "    location / {\n%s    }\n}\n", s.proxyBlock())
+	fmt.Fprintf(&b, "    location / {\n%s    }\n%s}\n", s.proxyBlock(), s.unavailableBlock())
 	return []byte(b.String())
 }
 
@@ -88,7 +89,27 @@ func (s Site) proxyBlock() string {
 	for _, h := range Headers {
 		fmt.Fprintf(&b, "        proxy_hide_header %s;\n", h.Name)
 	}
+	// transferd not answering (down, or held down by a locked volume).
+	b.WriteString("        error_page 502 503 504 =503 @unavailable;\n")
 	// Uploads stream to transferd, which enforces the limit itself too.
 	fmt.Fprintf(&b, "        client_max_body_size %dm;\n        proxy_request_buffering off;\n", s.MaxBodyMiB)
 	return b.String()
+}
+
+// unavailableBlock answers for transferd when it does not answer: with the
+// data volume's state when bulwark firstboot left it locked (its status
+// file says why), else a generic reason. Always 503, always JSON, so a load
+// balancer's health check and a person both learn it is down and why.
+func (s Site) unavailableBlock() string {
+	dir, file := path.Split(s.VolumeStatus)
+	return fmt.Sprintf(`    location @unavailable {
+        root %s;
+        default_type application/json;
+        try_files /%s @down;
+    }
+    location @down {
+        default_type application/json;
+        return 503 '{"status":"unavailable","reason":"the transfer service is not answering"}\n';
+    }
+`, path.Clean(dir), file)
 }

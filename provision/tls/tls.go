@@ -14,6 +14,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/luks"
 	"github.com/bulwark-appliance/bulwark/provision/transfer"
 )
 
@@ -63,6 +64,9 @@ type Site struct {
 	AdminNetworks []string
 	Socket        string
 	MaxBodyMiB    int64
+	// VolumeStatus is where firstboot says why the data volume is locked
+	// (luks.StatusFile); nginx answers with it while transferd is down.
+	VolumeStatus string
 }
 
 // SiteFrom reads the policy.
@@ -73,8 +77,9 @@ func SiteFrom(p *policies.Policy) Site {
 		HSTSMaxAge: p.TLS.HSTSMaxAge.Duration,
 		Cert:       SelfCert, Key: SelfKey,
 		HTTPPort: 80, HTTPSPort: 443, AdminPort: p.Network.AdminPort,
-		Socket:     transfer.Socket,
-		MaxBodyMiB: p.Transfer.MaxUploadMiB,
+		Socket:       transfer.Socket,
+		MaxBodyMiB:   p.Transfer.MaxUploadMiB,
+		VolumeStatus: luks.StatusFile,
 	}
 	if p.TLS.Certificate != "" {
 		s.Cert, s.Key, s.Staple = p.TLS.Certificate, p.TLS.Key, true

@@ -52,8 +52,9 @@ func (c *Units) RenderDropIn() []byte {
 	return []byte(fmt.Sprintf(`# Written by bulwark (control transfer.units) from the appliance policy.
 [Unit]
 # The data dir is on the encrypted volume bulwark-firstboot unlocks and
-# mounts: wait for it, and depend on the mount once it exists, so transferd
-# never writes files to the root disk underneath the mount point.
+# mounts: luks.firstboot declares that mount as a unit, so this requires it,
+# and a locked volume keeps transferd down instead of letting it write files
+# to the root disk underneath the mount point.
 After=bulwark-firstboot.service
 RequiresMountsFor=%s
 
