@@ -2,7 +2,6 @@ package luks
 
 import (
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 
@@ -78,53 +77,4 @@ func (d Dump) summary() string {
 		ks = append(ks, fmt.Sprintf("slot %s: %s, %d bits %s", k.ID, d.SlotType(k.ID), k.KeyBits, k.PBKDF))
 	}
 	return fmt.Sprintf("LUKS%d; segments %s; %s", d.Version, strings.Join(d.Segments, ","), strings.Join(ks, "; "))
-}
-
-// Backing is what holds a path: the mount containing it and, when that
-// mount's source is a device-mapper node, the mapping's DM UUID, which
-// dm-crypt prefixes "CRYPT-" (LVM "LVM-", multipath "mpath-").
-type Backing struct {
-	Path, Source, MountPoint, FSType, DMUUID string
-	Line                                     string // the mount table line read
-}
-
-// Crypt reports whether the path is on dm-crypt.
-func (b Backing) Crypt() bool { return strings.HasPrefix(b.DMUUID, "CRYPT-") }
-
-func (b Backing) String() string {
-	s := fmt.Sprintf("%s is on %s (%s mounted at %s)", b.Path, b.Source, b.FSType, b.MountPoint)
-	if b.DMUUID != "" {
-		s += ", device-mapper UUID " + b.DMUUID
-	}
-	return s
-}
-
-// BackingOf resolves p to the mount that holds it (bind mounts included:
-// the kernel lists them with their device) and that device's mapping.
-func BackingOf(h host.Host, p string) (Backing, error) {
-	ms, err := readMounts(h)
-	if err != nil {
-		return Backing{}, err
-	}
-	m := containing(ms, p)
-	b := Backing{Path: p, Source: m.source, MountPoint: m.point, FSType: m.fstype, Line: m.line}
-	dm := ""
-	switch {
-	case strings.HasPrefix(m.source, "/dev/dm-"):
-		dm = path.Base(m.source)
-	case strings.HasPrefix(m.source, "/dev/mapper/"):
-		target, err := h.Readlink(m.source) // udev: /dev/mapper/<name> -> ../dm-N
-		if err != nil {
-			return b, fmt.Errorf("resolve %s: %w", m.source, err)
-		}
-		dm = path.Base(target)
-	default:
-		return b, nil
-	}
-	uuid, err := h.ReadFile("/sys/block/" + dm + "/dm/uuid")
-	if err != nil {
-		return b, fmt.Errorf("device-mapper UUID of %s: %w", m.source, err)
-	}
-	b.DMUUID = strings.TrimSpace(string(uuid))
-	return b, nil
 }
