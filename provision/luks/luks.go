@@ -4,18 +4,19 @@
 // `bulwark firstboot`) and never a key: a key baked into an image is one key
 // for every instance ever launched from it.
 //
-// Key delivery (key_source keyfile): the platform writes the key to
-// luks.key_file, on /run (tmpfs), on every boot — cloud-init bootcmd or a
-// hypervisor secret. firstboot formats the device with it the first time,
-// unlocks and mounts it every time, then deletes the key file so it is held
-// by the kernel keyring only. Nothing persists it to the root disk; a second
-// boot without redelivery leaves the volume locked and the services that
-// live on it down (fail closed). tpm2 and prompt are accepted by the policy
-// but not yet implemented by firstboot, which says so and stops.
+// Key source delivered: the platform writes the key to luks.key_file, on
+// /run (tmpfs), on every boot — cloud-init, or QEMU fw_cfg (userdata.go).
+// firstboot formats the device with it the first time, unlocks and mounts
+// it every time, then deletes the key file so it is held by the kernel
+// keyring only. Key source tpm2 (tpm2.go): the key is sealed to the
+// instance's TPM at the first boot, with a recovery key shown once on the
+// console. Either way a boot that cannot open the volume leaves it locked
+// and the services that live on it down (fail closed: the mount is a real
+// unit they require), and says why.
 //
-// The postgres data directory is planned at <mount_point>/postgresql (the
-// database family points data_directory there); firstboot creates it, and
-// the transfer data dir, owned by their service users when they exist.
+// The postgres data directory is planned at <mount_point>/postgresql;
+// firstboot creates it, and the transfer data dir, owned by their service
+// users when they exist. PostgreSQL does not use it yet (issue 14).
 package luks
 
 import (
