@@ -182,15 +182,3 @@ func Converge(ctx context.Context, h host.Host, m Meta, changed bool, units ...s
 	}
 	return nil
 }
-
-// OnInstanceOnly marks f not-applicable, with the reason, where a check
-// holds only on a deployed, running instance: an offline image (offline)
-// or the live build VM (build). It returns false (f untouched) on an
-// instance.
-func OnInstanceOnly(ctx context.Context, h host.Host, f *provision.Finding, offline, build string) bool {
-	if !h.Live() {
-		f.Status, f.Actual, f.Reason = provision.NotApplicable, "offline image", offline
-		return true
-	}
-	return provision.InstanceOnly(ctx, f, build)
-}

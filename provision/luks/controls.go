@@ -119,9 +119,10 @@ func (c *Firstboot) Verify(ctx context.Context, h host.Host) []provision.Finding
 		out = append(out, u.Enabled(c.m, h))
 	}
 	out = append(out, c.executable(h, Binary))
-	for _, p := range slices.Sorted(maps.Keys(tools(c.LUKS))) {
+	need := tools(c.LUKS)
+	for _, p := range slices.Sorted(maps.Keys(need)) {
 		f := c.executable(h, p)
-		f.Expected = p + " installed (package " + tools(c.LUKS)[p] + ")"
+		f.Expected = p + " installed (package " + need[p] + ")"
 		out = append(out, f)
 	}
 	out = append(out, c.noKeyMaterial(h)...)

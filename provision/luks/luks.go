@@ -97,8 +97,9 @@ func renderPolicy(l policies.LUKS, dataDir string) ([]byte, error) {
 // The socket may listen early; the service it starts waits for the mount.
 // ExecStartPost starts, once the volume is up, what a late key or `bulwark
 // unlock --recovery` held back: multi-user.target brings its own wants,
-// and transferd.socket gives up after its service failed to start; each line may fail (the "-") where a unit
-// is absent, as in a guest with only this family applied. When the volume
+// and transferd.socket gives up after its service failed to start; each
+// line may fail (the "-") where a unit is absent, as in a guest with only
+// this family applied. When the volume
 // stays locked, ExecStopPost closes transferd's socket: otherwise nginx's
 // connection would sit in the socket's backlog for a service that cannot
 // start until the proxy timed out, where now it is refused at once and

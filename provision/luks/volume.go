@@ -29,8 +29,12 @@ func (c *Volume) Apply(context.Context, host.Host) error { return nil }
 func (c *Volume) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	f := c.m.Finding("data volume", "LUKS2 volume mounted at "+c.LUKS.MountPoint)
-	if check.OnInstanceOnly(ctx, h, &f, "the volume is encrypted at the instance's first boot; luks.firstboot checks the image",
-		"the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
+	if !h.Live() {
+		f.Status, f.Actual = provision.NotApplicable, "offline image"
+		f.Reason = "the volume is encrypted at the instance's first boot; luks.firstboot checks the image"
+		return []provision.Finding{f}
+	}
+	if provision.InstanceOnly(ctx, &f, "the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
 		return []provision.Finding{f}
 	}
 	mounts, err := readMounts(h)
