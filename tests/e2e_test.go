@@ -147,6 +147,13 @@ func TestE2E(t *testing.T) {
 			t.Fatalf("verify in the built image: exit %d, failed: %v", code, failedIDs(res))
 		}
 		t.Logf("verify: %d findings, none failed", len(res.Findings))
+		// Not merely "not failed": the database's data was read back from
+		// the running server and resolved to the dm-crypt mapping.
+		if txt := findingText(res.Findings, "data_directory (running server)"); !strings.Contains(txt, "dm-crypt") {
+			t.Errorf("database.encrypted on the instance: %q; want the data directory on a dm-crypt mapping", txt)
+		} else {
+			t.Logf("database.encrypted: %s", txt)
+		}
 	})
 	t.Run("broken control fails verify", func(t *testing.T) { e2eBreakSSH(t, g) })
 	t.Run("initramfs holds the cloud drivers", func(t *testing.T) { rec.initrd(t, g) })
@@ -263,6 +270,27 @@ func e2eLocked(t *testing.T, g *qemu.Guest) {
 	}
 	if got := strings.TrimSpace(guestRun(t, g, "systemctl is-active "+luks.UnitName).Stdout); got != "failed" {
 		t.Errorf("%s is %q with no key delivered, want failed", luks.UnitName, got)
+	}
+	if out := strings.TrimSpace(guestRun(t, g, "systemctl list-units --state=active --no-legend 'postgresql@*'").Stdout); out != "" {
+		t.Errorf("PostgreSQL is running with no key delivered (its data directory is on the volume): %s", out)
+	}
+	// An upload attempt through nginx, and writes as each service user,
+	// leave nothing under the mount point on the root disk.
+	up, err := client.Post(fmt.Sprintf("https://127.0.0.1:%d/api/messages", g.ForwardedPort(443)), "application/json", strings.NewReader(`{"subject":"leak"}`))
+	if err != nil {
+		t.Fatalf("POST /api/messages while locked: %v", err)
+	}
+	up.Body.Close()
+	if up.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("POST /api/messages while locked: %s, want 503", up.Status)
+	}
+	for _, user := range []string{"transferd", "postgres", "nobody"} {
+		if r := guestRun(t, g, "sudo -n runuser -u "+user+" -- sh -c 'echo x > /srv/bulwark/leak'"); r.ExitCode == 0 {
+			t.Errorf("user %s wrote under /srv/bulwark on the root disk while the volume is locked", user)
+		}
+	}
+	if out := strings.TrimSpace(guestRun(t, g, "sudo -n ls -A /srv/bulwark").Stdout); out != "" {
+		t.Errorf("the root disk's /srv/bulwark holds %q while locked; want it empty", out)
 	}
 }
 

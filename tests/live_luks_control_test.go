@@ -15,6 +15,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/database"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 )
 
@@ -60,8 +61,8 @@ func TestLiveLUKSControl(t *testing.T) {
 	upload(t, g, polFile, "/root/luks-policy.yaml")
 	pol := "--policy /root/luks-policy.yaml"
 
-	guestApply(t, g, "luks", pol)
-	if out := guestApply(t, g, "luks", pol); !strings.Contains(strings.ToLower(out), "no change") {
+	guestApply(t, g, "database,luks", pol)
+	if out := guestApply(t, g, "database,luks", pol); !strings.Contains(strings.ToLower(out), "no change") {
 		t.Errorf("second apply did not say it changed nothing:\n%s", out)
 	}
 	// Apply only enables the units (image time); start the path unit as
@@ -70,9 +71,16 @@ func TestLiveLUKSControl(t *testing.T) {
 	// No key yet: the unit is skipped, nothing is mounted, verify fails.
 	requireFailed(t, requireVerify(t, g, "luks", 1, pol), "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
 
+	// The server still runs from the root disk: its data is not on the
+	// volume, which is what database.encrypted reads.
+	pg := guestLayout(t, g)
+	requireFailed(t, requireVerify(t, g, "database", 1, pol), "data_directory (running server)", pg.DataDir)
+
 	deliverKey(t, g, keyFile, p.LUKS.KeyFile)
 	waitMounted(t, g, p.LUKS.MountPoint)
-	requireVerify(t, g, "luks", 0, pol)
+	onVolume := pg.VolumeDataDir(p.LUKS.MountPoint)
+	waitDataDirectory(t, g, onVolume) // firstboot stopped it, copied the cluster, started it again
+	requireVerify(t, g, "database,luks", 0, pol)
 	g.MustRun(t, "echo secret-payload > "+p.Transfer.DataDir+"/canary && sync")
 	g.MustRun(t, "test ! -e "+p.LUKS.KeyFile) // firstboot deleted the delivered key
 	if r := run(t, g, "grep -c secret-payload "+p.LUKS.Device); r.ExitCode == 0 {
@@ -90,10 +98,19 @@ func TestLiveLUKSControl(t *testing.T) {
 	if got := strings.TrimSpace(g.MustRun(t, "cat "+p.Transfer.DataDir+"/canary")); got != "secret-payload" {
 		t.Fatalf("after reboot the volume holds %q, want secret-payload", got)
 	}
-	requireVerify(t, g, "luks", 0, pol)
+	waitDataDirectory(t, g, onVolume) // held down until the key came, then started by firstboot
+	requireVerify(t, g, "database,luks", 0, pol)
+
+	// Break: the server's data directory back on the root disk.
+	g.MustRun(t, "sed -i 's|"+onVolume+"|"+pg.DataDir+"|' "+pg.ConfDir+"/conf.d/bulwark-data-volume.conf && systemctl restart "+pg.ClusterSvc)
+	requireFailed(t, requireVerify(t, g, "database", 1, pol), "data_directory (running server)", pg.DataDir)
+	guestApply(t, g, "database", pol) // rewrites the file and restarts the server on the volume
+	waitDataDirectory(t, g, onVolume)
+	requireVerify(t, g, "database,luks", 0, pol)
 
 	// Break: unmount and close. Verify names the control and the evidence.
-	g.MustRun(t, "umount "+p.LUKS.MountPoint+" && cryptsetup close "+luks.MapperName)
+	// The server holds files on the volume open, so it stops first.
+	g.MustRun(t, "systemctl stop "+pg.ClusterSvc+" && umount "+p.LUKS.MountPoint+" && cryptsetup close "+luks.MapperName)
 	fs := requireVerify(t, g, "luks", 1, pol)
 	requireFailed(t, fs, "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
 	for _, f := range fs {
@@ -105,7 +122,25 @@ func TestLiveLUKSControl(t *testing.T) {
 	deliverKey(t, g, keyFile, p.LUKS.KeyFile)
 	g.MustRun(t, "systemctl restart "+luks.UnitName)
 	waitMounted(t, g, p.LUKS.MountPoint)
-	requireVerify(t, g, "luks", 0, pol)
+	waitDataDirectory(t, g, onVolume)
+	requireVerify(t, g, "database,luks", 0, pol)
+}
+
+// waitDataDirectory polls until the running server answers with data
+// directory want: after an unlock, firstboot (or apply) restarts it there.
+func waitDataDirectory(t *testing.T, g *qemu.Guest, want string) {
+	t.Helper()
+	var got string
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		r := run(t, g, "cd / && runuser -u postgres -- psql -XAtq -h "+database.SocketDir+" -c 'SHOW data_directory'")
+		if got = strings.TrimSpace(r.Stdout + r.Stderr); got == want {
+			return
+		}
+		time.Sleep(3 * time.Second)
+	}
+	t.Fatalf("PostgreSQL's data_directory is %q after 3 minutes, want %q\n%s", got, want,
+		run(t, g, "journalctl -b -u 'postgresql*' -u "+luks.UnitName+" --no-pager | tail -30").Stdout)
 }
 
 // imageHasNoKey runs luks.firstboot's key-material check offline on the

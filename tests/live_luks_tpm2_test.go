@@ -81,8 +81,8 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	upload(t, g, unitFile, "/etc/systemd/system/bulwark-canary.service")
 	g.MustRun(t, "systemctl daemon-reload && systemctl enable bulwark-canary.service")
 	pol := "--policy /root/luks-policy.yaml"
-	guestApply(t, g, "luks", pol)
-	if out := guestApply(t, g, "luks", pol); !strings.Contains(strings.ToLower(out), "no change") {
+	guestApply(t, g, "database,luks", pol)
+	if out := guestApply(t, g, "database,luks", pol); !strings.Contains(strings.ToLower(out), "no change") {
 		t.Errorf("second apply did not say it changed nothing:\n%s", out)
 	}
 
@@ -96,7 +96,9 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	}
 	dump := g.MustRun(t, "cryptsetup luksDump "+p.LUKS.Device)
 	t.Logf("luksDump after enrolment:\n%s", dump)
-	fs := requireVerify(t, g, "luks", 0, pol)
+	pg := guestLayout(t, g)
+	waitDataDirectory(t, g, pg.VolumeDataDir(p.LUKS.MountPoint))
+	fs := requireVerify(t, g, "database,luks", 0, pol)
 	header := findingText(fs, "LUKS header "+p.LUKS.Device)
 	for _, want := range []string{luks.TokenTPM2, luks.TokenRecovery} {
 		if !strings.Contains(header, want) {
@@ -116,7 +118,8 @@ func TestLiveLUKSTPM2(t *testing.T) {
 		t.Fatalf("after a boot with no key delivered the volume holds %q, want secret-payload\n%s", got,
 			run(t, g, "journalctl -b -u "+luks.UnitName+" --no-pager | tail -20").Stdout)
 	}
-	requireVerify(t, g, "luks", 0, pol)
+	waitDataDirectory(t, g, pg.VolumeDataDir(p.LUKS.MountPoint))
+	requireVerify(t, g, "database,luks", 0, pol)
 
 	// Secure Boot off: PCR 7 differs, the TPM refuses, the volume stays
 	// locked and what lives on it stays down.
@@ -126,7 +129,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	if out := run(t, g, "mokutil --sb-state 2>&1 || true").Stdout; !strings.Contains(out, "disabled") {
 		t.Fatalf("second firmware: mokutil --sb-state = %q, want disabled", out)
 	}
-	for unit, want := range map[string]string{luks.UnitName: "failed", luks.MountUnit(p.LUKS): "inactive", "bulwark-canary.service": "inactive"} {
+	for unit, want := range map[string]string{luks.UnitName: "failed", luks.MountUnit(p.LUKS): "inactive", "bulwark-canary.service": "inactive", pg.ClusterSvc: "inactive"} {
 		if got := strings.TrimSpace(run(t, g, "systemctl is-active "+unit).Stdout); got != want {
 			t.Errorf("Secure Boot off: %s is %q, want %q", unit, got, want)
 		}
@@ -164,8 +167,9 @@ func TestLiveLUKSTPM2(t *testing.T) {
 		t.Errorf("after recovery the volume holds %q, want secret-payload", got)
 	}
 	waitActive(t, g, "bulwark-canary.service")
+	waitDataDirectory(t, g, pg.VolumeDataDir(p.LUKS.MountPoint))
 	g.MustRun(t, "test ! -e "+luks.StatusFile+" && test ! -e /run/bulwark/recovery.key")
-	requireVerify(t, g, "luks", 0, pol)
+	requireVerify(t, g, "database,luks", 0, pol)
 }
 
 // coldBoot powers g off cleanly and boots opts again: the same disks and

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision/database"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 )
 
@@ -30,7 +31,10 @@ the platform wrote to luks.key_file.
 
 On every boot it unlocks the device as ` + luks.MapperPath + ` (with the TPM, or the
 delivered key, which it then deletes), makes the filesystem if there is
-none, mounts it at luks.mount_point and creates the data directories.
+none, mounts it at luks.mount_point and creates the data directories. On
+the first boot it also copies the image's PostgreSQL cluster onto the
+volume, where database.encrypted points the server (a running server is
+stopped for the copy; the unit starts it again).
 
 When the volume cannot be opened (the TPM refuses because Secure Boot
 changed, no key was delivered, no data disk) it stays locked: the console
@@ -57,6 +61,12 @@ says so.`,
 			}
 			if err != nil {
 				return err
+			}
+			// The database's data directory is on the volume (control
+			// database.encrypted): the first boot copies the image's
+			// template cluster there; later boots find it and change nothing.
+			if err := database.Seed(cmd.Context(), h, p.LUKS.MountPoint); err != nil {
+				return fmt.Errorf("firstboot: the volume is open, but PostgreSQL's data directory on it is not: %w", err)
 			}
 			return printChanges(cmd.OutOrStdout(), "firstboot", h.Changes(),
 				fmt.Sprintf("%s already unlocked and mounted at %s; nothing changed", luks.MapperPath, p.LUKS.MountPoint))

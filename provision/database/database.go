@@ -27,10 +27,11 @@ import (
 // Family is the database family for provision/all.
 var Family = provision.Family{Name: "database", Controls: Controls}
 
-// Controls builds the family's controls. The database has no policy knobs:
-// a Unix-socket-only server with peer auth is the only safe shape here.
+// Controls builds the family's controls. The server itself has no policy
+// knobs: a Unix-socket-only server with peer auth is the only safe shape
+// here. Its data goes where the encrypted volume is (luks.mount_point).
 func Controls(p *policies.Policy) []provision.Control {
-	return []provision.Control{&Config{}, &Role{}}
+	return []provision.Control{&Config{}, &Role{}, &Encrypted{MountPoint: p.LUKS.MountPoint}}
 }
 
 // Where the server listens; the same for every major version and distro.

@@ -93,7 +93,7 @@ func TestLayoutFor(t *testing.T) {
 func TestNoServer(t *testing.T) {
 	root := t.TempDir()
 	h := ct.NewHost(t, root)
-	for _, c := range Controls(nil) {
+	for _, c := range controls(t) {
 		if err := c.Apply(context.Background(), h); !errors.Is(err, pginstall.ErrNotInstalled) {
 			t.Errorf("%s Apply = %v; want ErrNotInstalled", c.ID(), err)
 		}

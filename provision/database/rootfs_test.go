@@ -9,6 +9,8 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
@@ -34,6 +36,16 @@ func discover(t *testing.T, root string) Layout {
 	return l
 }
 
+// controls are the family's controls for the embedded default policy.
+func controls(t *testing.T) []provision.Control {
+	t.Helper()
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Controls(p)
+}
+
 // TestDatabaseOnRootfs applies the family to a real Debian tree (creating
 // the cluster, as the package leaves none there), proves a second Apply
 // changes nothing, then breaks each control on purpose and checks Verify
@@ -41,7 +53,7 @@ func discover(t *testing.T, root string) Layout {
 func TestDatabaseOnRootfs(t *testing.T) {
 	root := rootfs(t)
 	l := discover(t, root)
-	controls := Controls(nil)
+	controls := controls(t)
 	ct.Converge(t, root, controls)
 	local := l.ConfDir + "/conf.d/zz-local.conf"
 	removeLocal := func(t *testing.T) { ct.Remove(t, root, local) }
@@ -64,6 +76,12 @@ func TestDatabaseOnRootfs(t *testing.T) {
 		{Name: "init unit disabled", Break: func(t *testing.T) {
 			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+InitUnit)
 		}, Control: "database.role", Property: InitUnit + " enabled", Evidence: "no such file"},
+		{Name: "data directory back on the root disk in a later conf.d file", Break: func(t *testing.T) {
+			ct.Write(t, root, local, "data_directory = '"+l.DataDir+"'\n")
+		}, Control: "database.encrypted", Property: "data_directory (postgres -C)", Evidence: "data_directory = '" + l.DataDir + "'", Cleanup: removeLocal},
+		{Name: "cluster no longer waits for the volume", Break: func(t *testing.T) {
+			ct.Remove(t, root, l.unitDropIn())
+		}, Control: "database.encrypted", Property: "file " + l.unitDropIn(), Evidence: "no such file"},
 		{Name: "init SQL edited", Break: func(t *testing.T) {
 			ct.Edit(t, root, InitSQL, "NOSUPERUSER", "SUPERUSER")
 		}, Control: "database.role", Property: "file " + InitSQL, Evidence: "LOGIN SUPERUSER"},
@@ -75,11 +93,11 @@ func TestDatabaseOnRootfs(t *testing.T) {
 func TestDryRunChangesNothing(t *testing.T) {
 	root := rootfs(t)
 	l := discover(t, root)
-	h := ct.Apply(t, root, Controls(nil), host.DryRun())
+	h := ct.Apply(t, root, controls(t), host.DryRun())
 	if len(h.Changes()) == 0 {
 		t.Fatal("dry run recorded no changes on a fresh tree")
 	}
-	for _, p := range []string{l.MainConf, l.DropIn, InitSQL, initPath} {
+	for _, p := range []string{l.MainConf, l.DropIn, InitSQL, initPath, l.volumeConf(), l.unitDropIn()} {
 		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
 			t.Errorf("dry run created %s", p)
 		}

@@ -143,12 +143,12 @@ func sealMountPoint(ctx context.Context, h host.Host, mountPoint string) error {
 // LUKS1, a partition table) is refused: formatting it would destroy data
 // the operator did not mean to lose.
 func openDelivered(ctx context.Context, h host.Host, l policies.LUKS, _ io.Writer) error {
-	if err := fetchKey(h, l); err != nil {
+	if err := fetchKey(ctx, h, l); err != nil {
 		return err
 	}
 	if _, err := h.Stat(l.KeyFile); err != nil {
 		return &LockedError{Device: l.Device, Reason: "the key was not delivered to " + l.KeyFile + " (policy luks.key_file)", Detail: err.Error(),
-			Remedy: "the platform writes it on every boot (cloud-init bootcmd, a hypervisor secret); services on the volume stay down until it does"}
+			Remedy: "deliver it in the instance's user data (QEMU fw_cfg, EC2 IMDSv2) or have the platform write it on every boot; services on the volume stay down until then"}
 	}
 	_, isLUKS, err := readHeader(ctx, h, l.Device)
 	if err != nil {
@@ -196,8 +196,9 @@ func blkidType(ctx context.Context, h host.Host, dev string) (string, error) {
 }
 
 // dataDirs creates the directories whose data must live on the volume:
-// the transfer data dir (when under the mount point) and the planned
-// postgres data dir, each owned by its service user when that user exists.
+// the transfer data dir (when under the mount point) and the parent of
+// PostgreSQL's clusters, each owned by its service user when that user
+// exists.
 func dataDirs(ctx context.Context, h host.Host, mountPoint, transferDir string) error {
 	dirs := []struct{ dir, user, mode string }{
 		{path.Join(mountPoint, "postgresql"), "postgres", "0700"},

@@ -4,8 +4,10 @@
 // `bulwark firstboot`) and never a key: a key baked into an image is one key
 // for every instance ever launched from it.
 //
-// Key source delivered: the platform writes the key to luks.key_file, on
-// /run (tmpfs), on every boot — cloud-init, or QEMU fw_cfg (userdata.go).
+// Key source delivered: the key comes in the instance's user data on every
+// boot, which firstboot reads itself (QEMU fw_cfg, userdata.go; EC2 IMDSv2,
+// imds.go) into luks.key_file on /run (tmpfs), or the platform writes
+// that file.
 // firstboot formats the device with it the first time, unlocks and mounts
 // it every time, then deletes the key file so it is held by the kernel
 // keyring only. Key source tpm2 (tpm2.go): the key is sealed to the
@@ -14,9 +16,9 @@
 // and the services that live on it down (fail closed: the mount is a real
 // unit they require), and says why.
 //
-// The postgres data directory is planned at <mount_point>/postgresql;
-// firstboot creates it, and the transfer data dir, owned by their service
-// users when they exist. PostgreSQL does not use it yet (issue 14).
+// firstboot creates <mount_point>/postgresql and the transfer data dir,
+// owned by their service users when they exist; database.encrypted puts
+// PostgreSQL's cluster in the first (and cmd/bulwark's firstboot seeds it).
 package luks
 
 import (

@@ -1,10 +1,13 @@
 package luks
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -43,28 +46,57 @@ type userData struct {
 	} `yaml:"write_files"`
 }
 
-// fetchKey writes the key file from the fw_cfg user data when the platform
-// has not written it itself. No fw_cfg blob is not an error: other
-// platforms write the key file directly, and open() says what is missing.
-func fetchKey(h host.Host, l policies.LUKS) error {
+// fetchKey writes the key file from the instance's user data when the
+// platform has not written it itself: QEMU's fw_cfg blob (deploy/local),
+// else, on EC2, the user data over IMDSv2 (imds.go). Neither platform is
+// not an error: others write the key file directly, and open() says what
+// is missing. Errors name where the user data came from.
+func fetchKey(ctx context.Context, h host.Host, l policies.LUKS) error {
 	if _, err := h.Stat(l.KeyFile); err == nil {
 		return nil
 	}
-	doc, err := h.ReadFile(FwCfgUserData)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("firstboot: read user data %s: %w", FwCfgUserData, err)
+	doc, from, err := userDataDoc(ctx, h)
+	if err != nil || doc == nil {
+		return err
 	}
 	key, err := keyFromUserData(doc, l.KeyFile)
 	if err != nil {
-		return fmt.Errorf("firstboot: user data %s: %w", FwCfgUserData, err)
+		return fmt.Errorf("firstboot: user data from %s: %w", from, err)
 	}
 	if err := h.WriteFile(l.KeyFile, key, 0o400); err != nil {
 		return fmt.Errorf("firstboot: write delivered key %s: %w", l.KeyFile, err)
 	}
 	return nil
+}
+
+// imdsWait bounds how long firstboot waits for the metadata service (the
+// network may still be coming up).
+const imdsWait = 2 * time.Minute
+
+// userDataDoc returns the user data and where it came from; nil when
+// this platform hands none over.
+func userDataDoc(ctx context.Context, h host.Host) ([]byte, string, error) {
+	doc, err := h.ReadFile(FwCfgUserData)
+	if err == nil {
+		return doc, FwCfgUserData, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("firstboot: read user data %s: %w", FwCfgUserData, err)
+	}
+	ec2, _ := onEC2(h)
+	if !ec2 {
+		return nil, "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, imdsWait)
+	defer cancel()
+	doc, err = imdsFetch(ctx, &http.Client{Timeout: 5 * time.Second}, IMDSEndpoint)
+	if errors.Is(err, errNoUserData) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("firstboot: %w", err)
+	}
+	return doc, "IMDSv2 " + IMDSEndpoint + imdsUserData, nil
 }
 
 // keyFromUserData returns the content of the write_files entry for
