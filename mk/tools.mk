@@ -35,7 +35,9 @@ BUILD_KEY    ?= $(CURDIR)/.cache/build-key/id_ed25519
 # `make validate` does not boot anything; a placeholder base path is enough
 # there, `make image` passes the real one.
 BASE_IMAGE   ?= $(CURDIR)/.cache/base/debian-13.qcow2
-ACCELERATOR  ?= $(if $(wildcard /dev/kvm),kvm,tcg)
+# KVM only when the CPU offers hardware virtualization too (qemu.KVMUsable):
+# a /dev/kvm without it hangs the guest before its bootloader.
+ACCELERATOR  ?= $(if $(and $(wildcard /dev/kvm),$(shell grep -qwE 'vmx|svm' /proc/cpuinfo && echo y)),kvm,tcg)
 
 TOOLS_GO  = cd $(CURDIR)/tools && go build -trimpath
 PULUMI_GO = cd $(CURDIR)/tools/pulumi && go build -trimpath \

@@ -201,7 +201,7 @@ func (st *MachineState) start(ctx context.Context) (qemu.Detached, error) {
 		Memory:   mem, CPUs: cpus, Forward: st.Ports,
 		FwCfg: []qemu.FwCfg{{Name: UserDataFwCfg, File: secret}},
 	}
-	if _, err := os.Stat("/dev/kvm"); err == nil {
+	if qemu.KVMUsable() {
 		opts.Accel = "kvm"
 	}
 	return qemu.StartDetached(ctx, opts, st.Dir)

@@ -52,7 +52,7 @@ type Options struct {
 	Machine string
 	// Binary is the QEMU executable; default qemu-system-x86_64.
 	Binary string
-	// Accel is "tcg" (default) or "kvm" when /dev/kvm exists.
+	// Accel is "tcg" (default) or "kvm" (callers check KVMUsable).
 	Accel string
 
 	// User and Signer log in over SSH (default user root); Signer is the
