@@ -35,7 +35,7 @@ variable "base_image_checksum" {
 variable "accelerator" {
   type        = string
   default     = "tcg"
-  description = "QEMU accelerator; make sets kvm when /dev/kvm exists."
+  description = "QEMU accelerator; make sets kvm when the host can run KVM guests (/dev/kvm and VT-x or AMD-V)."
   validation {
     condition     = contains(["tcg", "kvm", "hvf", "whpx", "none"], var.accelerator)
     error_message = "The accelerator must be one of tcg, kvm, hvf, whpx, none."

@@ -12,7 +12,7 @@
 #   OPERATOR_KEY  public key file of an operator account for test builds
 #            (make e2e); empty builds an image without one
 #   VERSION  version stamped into the binaries
-#   ACCELERATOR  kvm | tcg (make picks kvm when /dev/kvm exists)
+#   ACCELERATOR  kvm | tcg (make picks kvm when /dev/kvm exists and the CPU has VT-x or AMD-V)
 #   OUT      output root (default out)
 #   FROM     resume at this step (e.g. FROM=build after fixing a VM-side
 #            failure); earlier steps are skipped and say so
