@@ -78,6 +78,12 @@ func boot(ctx context.Context, h host.Host, l policies.LUKS, dataDir string, con
 }
 
 func unlockAndMount(ctx context.Context, h host.Host, l policies.LUKS, console io.Writer) error {
+	// Sealed first, so a boot that stays locked leaves nothing writable
+	// there either (the image build leaves the transfer data dir, owned
+	// by transferd, under the mount point).
+	if err := sealMountPoint(ctx, h, l.MountPoint); err != nil {
+		return err
+	}
 	if _, err := h.Stat(MapperPath); err != nil {
 		open := openDelivered
 		if l.KeySource == policies.KeySourceTPM2 {
@@ -99,9 +105,6 @@ func unlockAndMount(ctx context.Context, h host.Host, l policies.LUKS, console i
 	case "ext4":
 	default:
 		return fmt.Errorf("firstboot: %s holds a %s filesystem, want ext4; refusing to mount or overwrite it", MapperPath, fsType)
-	}
-	if err := sealMountPoint(ctx, h, l.MountPoint); err != nil {
-		return err
 	}
 	if err := h.Exec(ctx, "mount the data volume", "mount", "-o", "nodev,nosuid", MapperPath, l.MountPoint); err != nil {
 		return fmt.Errorf("firstboot: mount %s on %s: %w", MapperPath, l.MountPoint, err)

@@ -105,7 +105,7 @@ func renderPolicy(l policies.LUKS, dataDir string) ([]byte, error) {
 // stays locked, ExecStopPost closes transferd's socket: otherwise nginx's
 // connection would sit in the socket's backlog for a service that cannot
 // start until the proxy timed out, where now it is refused at once and
-// nginx answers 503 with the reason (tls: @unavailable).
+// nginx answers 503 with the reason (tls: unavailableBlock).
 func renderUnit(l policies.LUKS) []byte {
 	return []byte(`# Written by bulwark (control luks.firstboot).
 [Unit]

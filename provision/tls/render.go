@@ -89,8 +89,11 @@ func (s Site) proxyBlock() string {
 	for _, h := range Headers {
 		fmt.Fprintf(&b, "        proxy_hide_header %s;\n", h.Name)
 	}
-	// transferd not answering (down, or held down by a locked volume).
-	b.WriteString("        error_page 502 503 504 =503 @unavailable;\n")
+	// transferd not answering (down, or held down by a locked volume). To
+	// a URI, not a named location: nginx then turns the method into GET,
+	// so an upload (POST) gets the same 503 and reason as a health check,
+	// where a static file answered a POST with 405.
+	b.WriteString("        error_page 502 503 504 =503 " + unavailableURI + ";\n")
 	// Uploads stream to transferd, which enforces the limit itself too.
 	fmt.Fprintf(&b, "        client_max_body_size %dm;\n        proxy_request_buffering off;\n", s.MaxBodyMiB)
 	return b.String()
@@ -102,7 +105,8 @@ func (s Site) proxyBlock() string {
 // balancer's health check and a person both learn it is down and why.
 func (s Site) unavailableBlock() string {
 	dir, file := path.Split(s.VolumeStatus)
-	return fmt.Sprintf(`    location @unavailable {
+	return fmt.Sprintf(`    location = %s {
+        internal;
         root %s;
         default_type application/json;
         try_files /%s @down;
@@ -111,5 +115,9 @@ func (s Site) unavailableBlock() string {
         default_type application/json;
         return 503 '{"status":"unavailable","reason":"the transfer service is not answering"}\n';
     }
-`, path.Clean(dir), file)
+`, unavailableURI, path.Clean(dir), file)
 }
+
+// unavailableURI is the internal location unavailableBlock answers at;
+// clients asking for it get 404.
+const unavailableURI = "/.bulwark-unavailable"
