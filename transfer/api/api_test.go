@@ -48,6 +48,12 @@ func TestTransfer(t *testing.T) {
 		"ActionScripts":   testActionScripts,
 		"Groups":          testGroups,
 		"WebUI":           testWebUI,
+		"AuditHangUp":     testAuditHangUp,
+		"AuditSinks":      testAuditSinks,
+		"TOTPSingleUse":   testTOTPSingleUse,
+		"LoginTiming":     testLoginTiming,
+		"BadText":         testBadText,
+		"EmptyUpload":     testEmptyUpload,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, pg, clam.Socket) })
 	}

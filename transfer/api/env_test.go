@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,6 +40,42 @@ type env struct {
 	client *http.Client
 	realIP string // X-Real-IP the "nginx" in front sends
 	now    time.Time
+	// journal records what the audit logger sends to its second sink
+	// (journald on the appliance; none runs here).
+	journal *journalRecorder
+	handler atomic.Pointer[http.Handler]
+}
+
+// journalRecorder is the audit logger's second sink in these tests. It
+// stands for journald, which is not running on the test machine; fail
+// makes it refuse every event, as a journald that is gone does.
+type journalRecorder struct {
+	mu     sync.Mutex
+	events []audit.Event
+	fail   bool
+}
+
+func (j *journalRecorder) send(e audit.Event) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fail {
+		return errors.New("journald stand-in: refusing events")
+	}
+	j.events = append(j.events, e)
+	return nil
+}
+
+// find returns the recorded events named event.
+func (j *journalRecorder) find(event string) []audit.Event {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []audit.Event
+	for _, e := range j.events {
+		if e.Event == event {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func newEnv(t testing.TB, pg *testsvc.PG, clamdSock string, tweak ...func(*policies.Policy)) *env {
@@ -55,26 +94,39 @@ func newEnv(t testing.TB, pg *testsvc.PG, clamdSock string, tweak ...func(*polic
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e := &env{t: t, pol: pol, st: st, realIP: "10.1.2.3", now: time.Now()}
+	e := &env{t: t, pol: pol, st: st, realIP: "10.1.2.3", now: time.Now(), journal: &journalRecorder{}}
 	e.clam = &scan.Client{Socket: clamdSock, Timeout: 10 * time.Second}
-	e.srv, err = New(Config{Policy: pol, Store: st, Scanner: e.clam, Audit: audit.New(st.DB, log), Log: log,
-		BcryptCost: 4, Now: func() time.Time { return e.now }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e.restart(4)
 	e.sock = filepath.Join(t.TempDir(), "transferd.sock")
 	l, err := net.Listen("unix", e.sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := &http.Server{Handler: e.srv.Handler(), ConnContext: ConnContext}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*e.handler.Load()).ServeHTTP(w, r)
+	}), ConnContext: ConnContext}
 	go hs.Serve(Listener(l))
 	t.Cleanup(func() { hs.Close() })
 	e.client = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", e.sock)
 	}}}
 	return e
+}
+
+// restart replaces the server behind the socket with a new one on the same
+// database and data dir, hashing at bcryptCost: a transferd restart, as far
+// as anything kept in memory is concerned.
+func (e *env) restart(bcryptCost int) {
+	e.t.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := New(Config{Policy: e.pol, Store: e.st, Scanner: e.clam, Audit: audit.NewWithSink(e.st.DB, e.journal.send), Log: log,
+		BcryptCost: bcryptCost, Now: func() time.Time { return e.now }})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.srv = srv
+	h := srv.Handler()
+	e.handler.Store(&h)
 }
 
 type session struct {

@@ -44,6 +44,10 @@ type Server struct {
 	strength *auth.Strength
 	limiter  *auth.Limiter
 	actions  *action.Runner
+	// dummyHash is checked for unknown users so a login takes the same
+	// time whether or not the user exists: made at BcryptCost, the cost
+	// of every hash this server writes.
+	dummyHash string
 }
 
 // New checks the config and builds a server.
@@ -70,7 +74,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	return &Server{cfg: cfg, strength: st, limiter: auth.NewLimiter(pw.LockoutAfter, pw.LockoutWindow.Duration), actions: acts}, nil
+	dummy, err := auth.HashPassword("bulwark-dummy-password", cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return &Server{cfg: cfg, strength: st, limiter: auth.NewLimiter(pw.LockoutAfter, pw.LockoutWindow.Duration), actions: acts,
+		dummyHash: dummy}, nil
 }
 
 // Handler returns the routes.
@@ -93,7 +102,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /admin/groups/{name}", s.withAdmin(s.deleteGroup))
 	mux.HandleFunc("PUT /admin/users/{name}/groups", s.withAdmin(s.setUserGroups))
 	s.uiRoutes(mux)
-	return mux
+	return checkRequestText(mux)
 }
 
 type ctxKey int
@@ -152,8 +161,8 @@ func fail(w http.ResponseWriter, code int, format string, args ...any) {
 	writeJSON(w, code, httpError{Error: fmt.Sprintf(format, args...)})
 }
 
-// decodeJSON reads a bounded JSON body into v, refusing unknown fields and
-// trailing data.
+// decodeJSON reads a bounded JSON body into v, refusing unknown fields,
+// trailing data and text checkText refuses.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -165,17 +174,41 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 		fail(w, http.StatusBadRequest, "malformed JSON body: trailing data after the object")
 		return false
 	}
+	if err := checkJSONText(v); err != nil {
+		fail(w, http.StatusBadRequest, "%v", err)
+		return false
+	}
 	return true
 }
 
 // audit writes an event; if the audit table cannot be written the action's
 // response becomes a 500 (callers check the return) so nothing happens
-// unaudited.
+// unaudited. The write does not depend on the client still being there: a
+// client that hangs up after its request is in (an upload refused as
+// malware, a guessed token) must not take the record with it.
 func (s *Server) audit(r *http.Request, e audit.Event) error {
 	e.Remote = remote(r)
-	if err := s.cfg.Audit.Log(r.Context(), e); err != nil {
+	ctx, cancel := detached(r, auditTimeout)
+	defer cancel()
+	if err := s.cfg.Audit.Log(ctx, e); err != nil {
 		s.cfg.Log.Error("audit write failed", "event", e.Event, "err", err)
 		return err
 	}
 	return nil
+}
+
+// auditTimeout bounds one audit write once no client is waiting for it;
+// commitTimeout bounds the work that finishes an upload whose body is in.
+const (
+	auditTimeout  = 10 * time.Second
+	commitTimeout = time.Minute
+)
+
+// detached is the request's context without the client's cancellation and
+// with a deadline of its own, for work that must finish once the request
+// has been read: Go's server cancels r.Context() as soon as the client
+// closes its side, which a client that half-closes after its body does
+// while it still waits for the answer.
+func detached(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(r.Context()), d)
 }

@@ -88,7 +88,7 @@ func retryAfter(until, now time.Time) string {
 func (s *Server) authenticate(ctx context.Context, req loginRequest, now time.Time) (*store.User, string) {
 	u, err := s.cfg.Store.UserByName(ctx, req.Username)
 	if errors.Is(err, store.ErrNotFound) {
-		auth.CheckPassword(dummyHash, req.Password) // same time as a real check
+		auth.CheckPassword(s.dummyHash, req.Password) // same time as a real check
 		return nil, "unknown user"
 	}
 	if err != nil {
@@ -108,8 +108,16 @@ func (s *Server) authenticate(ctx context.Context, req loginRequest, now time.Ti
 		if u.TOTPSecret == "" {
 			return nil, "TOTP required but not enrolled"
 		}
-		if !auth.CheckTOTP(u.TOTPSecret, req.TOTP, now) {
+		step, ok := auth.MatchTOTP(u.TOTPSecret, req.TOTP, now)
+		if !ok {
 			return nil, "bad TOTP code"
+		}
+		// Last, once everything else passed: a code spent on a login that
+		// fails for another reason would lock its owner out for a step.
+		if fresh, err := s.cfg.Store.UseTOTPStep(ctx, u.ID, step); err != nil {
+			return nil, "store error"
+		} else if !fresh {
+			return nil, "TOTP code already used"
 		}
 	}
 	if err := s.cfg.Store.TouchLogin(ctx, u.ID, now); err != nil {
@@ -117,10 +125,6 @@ func (s *Server) authenticate(ctx context.Context, req loginRequest, now time.Ti
 	}
 	return u, ""
 }
-
-// dummyHash is checked for unknown users so timing does not reveal which
-// usernames exist.
-var dummyHash, _ = auth.HashPassword("bulwark-dummy", 10)
 
 func (s *Server) needsTOTP(ctx context.Context, u *store.User) bool {
 	if u.TOTPSecret != "" || auth.IsAdmin(u.Role) {

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -135,6 +136,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, u *store.User) {
 	case r.ContentLength < 0:
 		fail(w, http.StatusLengthRequired, "Content-Length is required")
 		return
+	case r.ContentLength == 0:
+		// Refused, not a policy choice: an empty file carries nothing to
+		// transfer, and is nearly always a client that lost the file.
+		fail(w, http.StatusBadRequest, "the file is empty (0 bytes); empty files are not accepted")
+		return
 	case r.ContentLength > max:
 		s.audit(r, audit.Event{Event: "upload", Actor: u.Username, Fields: map[string]any{"name": name, "size": r.ContentLength,
 			"reason": fmt.Sprintf("over the limit of %d bytes", max)}})
@@ -211,10 +217,16 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 		return nil, http.StatusInternalServerError, errors.New("could not store the file")
 	}
 	f := &store.File{MessageID: m.ID, Name: name, Size: n, SHA256: sum.Sum(nil)}
-	if err := s.runActions(r, blob.Path(), m, u, f, fields); err != nil {
+	// The whole body is in and clean: what remains finishes even if the
+	// client has closed its side (a half-close after the body cancels
+	// r.Context() while the client still waits for the answer). The action
+	// scripts are bounded by the policy's action_timeout, the commit here.
+	ctx, cancel := detached(r, commitTimeout)
+	defer cancel()
+	if err := s.runActions(context.WithoutCancel(r.Context()), blob.Path(), m, u, f, fields); err != nil {
 		return nil, http.StatusUnprocessableEntity, err
 	}
-	if err := blob.Commit(r.Context(), f); err != nil {
+	if err := blob.Commit(ctx, f); err != nil {
 		s.cfg.Log.Error("upload commit", "err", err)
 		return nil, http.StatusInternalServerError, errors.New("could not store the file")
 	}
@@ -224,10 +236,10 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 // runActions runs the policy's action scripts on the clean, complete temp
 // file; any refusal (exit status, timeout, start failure) refuses the upload
 // and its reason and stderr tail go to the audit record.
-func (s *Server) runActions(r *http.Request, path string, m *store.Message, u *store.User, f *store.File, fields map[string]any) error {
+func (s *Server) runActions(ctx context.Context, path string, m *store.Message, u *store.User, f *store.File, fields map[string]any) error {
 	meta := action.Meta{Message: m.ID, Sender: u.Username, Recipients: m.Recipients, Name: f.Name, Size: f.Size,
 		SHA256: hex.EncodeToString(f.SHA256)}
-	err := s.actions.Run(r.Context(), path, meta)
+	err := s.actions.Run(ctx, path, meta)
 	if err == nil {
 		return nil
 	}

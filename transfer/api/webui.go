@@ -73,11 +73,11 @@ func (s *Server) render(w http.ResponseWriter, code int, name string, p page) {
 
 func (s *Server) uiRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/ui/login", s.uiLoginForm)
-	mux.HandleFunc("POST /admin/ui/login", s.uiLogin)
+	mux.HandleFunc("POST /admin/ui/login", checkFormText(s.uiLogin))
 	mux.HandleFunc("GET /admin/ui/{$}", s.withAdmin(s.uiDashboard))
-	mux.HandleFunc("POST /admin/ui/logout", s.withUser(s.uiLogout))
+	mux.HandleFunc("POST /admin/ui/logout", checkFormText(s.withUser(s.uiLogout)))
 	mux.HandleFunc("GET /ui/totp", s.withUser(s.uiTOTPForm))
-	mux.HandleFunc("POST /ui/totp", s.withUser(s.uiTOTP))
+	mux.HandleFunc("POST /ui/totp", checkFormText(s.withUser(s.uiTOTP)))
 }
 
 func (s *Server) uiLoginForm(w http.ResponseWriter, r *http.Request) {
@@ -180,13 +180,19 @@ func (s *Server) uiTOTP(w http.ResponseWriter, r *http.Request, u *store.User) {
 		return
 	}
 	secret := r.PostFormValue("secret")
-	if secret == "" || !auth.CheckTOTP(secret, r.PostFormValue("code"), s.cfg.Now()) {
+	step, ok := auth.MatchTOTP(secret, r.PostFormValue("code"), s.cfg.Now())
+	if secret == "" || !ok {
 		s.audit(r, audit.Event{Event: "totp.enrol", Actor: u.Username, Fields: map[string]any{"reason": "bad code"}})
 		p.Error, p.Secret = "That code is not valid for this secret; try the next one.", secret
 		s.render(w, http.StatusBadRequest, "totp.html", p)
 		return
 	}
 	if err := s.cfg.Store.SetTOTP(r.Context(), u.ID, secret); err != nil {
+		fail(w, http.StatusInternalServerError, "could not store the TOTP secret")
+		return
+	}
+	// The code that proved the secret is spent: it cannot also log in.
+	if _, err := s.cfg.Store.UseTOTPStep(r.Context(), u.ID, step); err != nil {
 		fail(w, http.StatusInternalServerError, "could not store the TOTP secret")
 		return
 	}

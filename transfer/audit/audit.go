@@ -6,6 +6,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -28,50 +29,88 @@ type Event struct {
 // Logger writes events to both sinks.
 type Logger struct {
 	db      *store.DB
-	journal bool
+	journal Sink // nil when journald is unreachable
 }
+
+// Sink is the second destination of every event besides the table:
+// journald in production (and syslog forwarding from there).
+type Sink func(Event) error
+
+// Journald sends e to journald with structured fields (BULWARK_EVENT, …).
+func Journald(e Event) error { return journal.Send(Message(e), priority(e), journalVars(e)) }
 
 // New returns a logger. When journald is not reachable (tests, containers)
 // events go to the table only, and that is logged once here rather than
 // silently on every event.
 func New(db *store.DB, log *slog.Logger) *Logger {
-	l := &Logger{db: db, journal: journal.Enabled()}
-	if !l.journal {
+	if !journal.Enabled() {
 		log.Warn("journald unavailable: audit events are written to the audit table only")
+		return &Logger{db: db}
 	}
-	return l
+	return &Logger{db: db, journal: Journald}
 }
 
-// Journal reports whether events also go to journald.
-func (l *Logger) Journal() bool { return l.journal }
+// NewWithSink returns a logger that writes to the table and to sink instead
+// of journald (a forwarder, or a test's recorder).
+func NewWithSink(db *store.DB, sink Sink) *Logger { return &Logger{db: db, journal: sink} }
 
-// Log records e. The table write is what the service relies on: its error is
-// returned so callers fail the action rather than act unaudited.
+// Journal reports whether events also go to a second sink.
+func (l *Logger) Journal() bool { return l.journal != nil }
+
+// Log records e in both sinks, each attempted whatever the other did, so
+// one failing (the table refusing a write, journald gone) does not lose the
+// record in the other. The journal goes first: it costs no round trip and
+// cannot be held up by the database. Any failure is returned, so callers
+// fail the action rather than act half-audited. Text is made storable
+// first (PostgreSQL refuses NUL and invalid UTF-8): an event about hostile
+// input must still be written.
 func (l *Logger) Log(ctx context.Context, e Event) error {
-	if e.Actor == "" {
-		e.Actor = "-"
+	e = storable(e)
+	var jerr error
+	if l.journal != nil {
+		if err := l.journal(e); err != nil {
+			jerr = fmt.Errorf("audit: send %s event to journald: %w", e.Event, err)
+		}
 	}
-	fields, err := json.Marshal(nonNil(e.Fields))
+	fields, err := json.Marshal(e.Fields)
 	if err != nil {
-		return fmt.Errorf("audit: encode fields of %s: %w", e.Event, err)
+		return errors.Join(jerr, fmt.Errorf("audit: encode fields of %s: %w", e.Event, err))
 	}
 	if _, err := l.db.Exec(ctx, "INSERT INTO audit(event, actor, remote, ok, fields) VALUES ($1,$2,$3,$4,$5)",
 		e.Event, e.Actor, e.Remote, e.OK, fields); err != nil {
-		return fmt.Errorf("audit: write %s event to table: %w", e.Event, err)
+		return errors.Join(jerr, fmt.Errorf("audit: write %s event to table: %w", e.Event, err))
 	}
-	if l.journal {
-		if err := journal.Send(Message(e), priority(e), journalVars(e)); err != nil {
-			return fmt.Errorf("audit: send %s event to journald: %w", e.Event, err)
-		}
-	}
-	return nil
+	return jerr
 }
 
-func nonNil(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
+// storable returns a copy of e whose text PostgreSQL accepts: invalid
+// UTF-8 and NUL become U+FFFD, and an empty actor is "-". Field values
+// that are not strings or string lists are kept as they are.
+func storable(e Event) Event {
+	clean := func(s string) string {
+		return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 	}
-	return m
+	e.Event, e.Actor, e.Remote = clean(e.Event), clean(e.Actor), clean(e.Remote)
+	if e.Actor == "" {
+		e.Actor = "-"
+	}
+	f := make(map[string]any, len(e.Fields))
+	for k, v := range e.Fields {
+		switch v := v.(type) {
+		case string:
+			f[clean(k)] = clean(v)
+		case []string:
+			c := make([]string, len(v))
+			for i := range v {
+				c[i] = clean(v[i])
+			}
+			f[clean(k)] = c
+		default:
+			f[clean(k)] = v
+		}
+	}
+	e.Fields = f
+	return e
 }
 
 func priority(e Event) journal.Priority {

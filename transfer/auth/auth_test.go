@@ -88,16 +88,34 @@ func TestTOTP(t *testing.T) {
 	if err != nil || url == "" {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	code, _ := TOTPCode(secret, now)
-	if !CheckTOTP(secret, code, now) {
-		t.Error("current code refused")
+	now := time.Unix(1_800_000_015, 0) // mid-step, so ±30 s is one step away
+	step := now.Unix() / 30
+	codeAt := func(d time.Duration) string {
+		c, err := TOTPCode(secret, now.Add(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	if CheckTOTP(secret, code, now.Add(5*time.Minute)) {
-		t.Error("code accepted 5 minutes later")
-	}
-	if CheckTOTP(secret, "000000x", now) {
-		t.Error("malformed code accepted")
+	for _, tc := range []struct {
+		name     string
+		code     string
+		wantOK   bool
+		wantStep int64
+	}{
+		{"current step", codeAt(0), true, step},
+		{"one step behind (skew)", codeAt(-30 * time.Second), true, step - 1},
+		{"one step ahead (skew)", codeAt(30 * time.Second), true, step + 1},
+		{"two steps behind", codeAt(-60 * time.Second), false, 0},
+		{"five minutes later", codeAt(5 * time.Minute), false, 0},
+		{"malformed", "000000x", false, 0},
+		{"too short", codeAt(0)[:5], false, 0},
+		{"empty", "", false, 0},
+	} {
+		got, ok := MatchTOTP(secret, tc.code, now)
+		if ok != tc.wantOK || got != tc.wantStep {
+			t.Errorf("%s: MatchTOTP = step %d, %v; want step %d, %v", tc.name, got, ok, tc.wantStep, tc.wantOK)
+		}
 	}
 }
 

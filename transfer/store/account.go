@@ -24,3 +24,16 @@ func (s *Store) SetTOTP(ctx context.Context, userID int64, secret string) error 
 	}
 	return nil
 }
+
+// UseTOTPStep records that userID's code for time step (Unix seconds / 30)
+// was accepted, and reports false when it already had been: a second use
+// of a code is refused. Steps more than two behind are pruned in the same
+// statement; none of them can match a code any more.
+func (s *Store) UseTOTPStep(ctx context.Context, userID, step int64) (bool, error) {
+	tag, err := s.DB.Exec(ctx, `WITH pruned AS (DELETE FROM totp_used WHERE user_id=$1 AND step < $2 - 2)
+		INSERT INTO totp_used(user_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING`, userID, step)
+	if err != nil {
+		return false, fmt.Errorf("store: record TOTP step of user %d: %w", userID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}

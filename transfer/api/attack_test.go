@@ -1,0 +1,296 @@
+//go:build linux
+
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bulwark-appliance/bulwark/internal/testsvc"
+	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/transfer/audit"
+	"github.com/bulwark-appliance/bulwark/transfer/auth"
+)
+
+// The attacks of issue 16 that used to succeed, each against real
+// PostgreSQL and clamd. Every test here failed before the fix it names.
+
+// rawUpload sends a complete upload of body by hand on a new connection
+// and then, with hangUp, closes the connection without waiting for an
+// answer (the response is nil); otherwise it half-closes, as some clients
+// do after their body, and reads the answer.
+func rawUpload(t *testing.T, e *env, s session, msg, name string, body []byte, hangUp bool) *http.Response {
+	t.Helper()
+	c, err := net.Dial("unix", e.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s/files?name=%s HTTP/1.1\r\nHost: x\r\nX-Real-IP: %s\r\nCookie: %s=%s\r\nX-CSRF-Token: %s\r\nContent-Length: %d\r\n\r\n",
+		msg, url.QueryEscape(name), e.realIP, SessionCookie, s.cookie, s.csrf, len(body))
+	c.Write(body)
+	if hangUp {
+		return nil
+	}
+	c.(*net.UnixConn).CloseWrite()
+	resp, err := http.ReadResponse(bufioReader(c), nil)
+	if err != nil {
+		t.Fatalf("upload, half-closed: read response: %v", err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// waitAudit polls until want audit rows named event exist (the server
+// finishes a hung-up request on its own time).
+func (e *env) waitAudit(event string, want int) []audit.Record {
+	e.t.Helper()
+	var rows []audit.Record
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if rows = e.auditRows(event); len(rows) >= want {
+			break
+		}
+	}
+	return rows
+}
+
+// testAuditHangUp: defect 1. The client sends an EICAR body completely and
+// hangs up; the refusal must still reach both sinks. A clean upload from a
+// client that half-closes after its body must be stored and answered 201.
+func testAuditHangUp(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	s := e.login("mallory", "user")
+	rawUpload(t, e, s, e.draft(s), "invoice.pdf", testsvc.EICAR, true)
+	rows := e.waitAudit("upload", 1)
+	if len(rows) != 1 || rows[0].OK || !strings.HasPrefix(fmt.Sprint(rows[0].Fields["signature"]), "Eicar-Test-Signature") {
+		t.Errorf("EICAR then hang-up: audit rows %+v; want one refused row naming the signature", rows)
+	}
+	if j := e.journal.find("upload"); len(j) != 1 || j[0].OK {
+		t.Errorf("EICAR then hang-up: journal records %+v; want one refused upload", j)
+	}
+	e.assertNothingStored("EICAR then hang-up")
+
+	resp := rawUpload(t, e, s, e.draft(s), "clean.bin", randomFile(t, 200_000), false)
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("clean upload, client half-closed after its body: %d %s; want 201", resp.StatusCode, readAll(resp))
+	}
+	if _, files, _ := e.st.Counts(context.Background()); files != 1 {
+		t.Errorf("clean upload, half-closed: %d file rows, want 1", files)
+	}
+}
+
+// testAuditSinks: defect 1. One sink failing does not lose the record in
+// the other, and the action is refused as unaudited.
+func testAuditSinks(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	s := e.login("alice", "user")
+	msg := e.draft(s)
+
+	// journald refusing: the table still gets the row.
+	e.journal.fail = true
+	if resp := upload(e, s, msg, "a.txt", []byte("first")); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("journald refusing: upload %d %s; want 500 audit unavailable", resp.StatusCode, readAll(resp))
+	}
+	if rows := e.auditRows("upload"); len(rows) != 1 {
+		t.Errorf("journald refusing: %d upload rows in the table, want 1", len(rows))
+	}
+	e.journal.fail = false
+
+	// The table refusing (a trigger, as a full disk or a revoked grant
+	// would): journald still gets the record.
+	if _, err := e.st.DB.Exec(context.Background(), `CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'test: audit table refuses'; END $$;
+		CREATE TRIGGER refuse BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse()`); err != nil {
+		t.Fatal(err)
+	}
+	if resp := upload(e, s, msg, "b.txt", []byte("second")); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("table refusing: upload %d %s; want 500 audit unavailable", resp.StatusCode, readAll(resp))
+	}
+	if j := e.journal.find("upload"); len(j) != 1 || j[0].Fields["name"] != "b.txt" {
+		t.Errorf("table refusing: journal records %+v; want the b.txt upload", j)
+	}
+}
+
+// testTOTPSingleUse: defect 2. A code is accepted once per user, from any
+// address, and the record of it is in PostgreSQL (a restart keeps it).
+func testTOTPSingleUse(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	pw, secret := e.user("carol", "admin")
+	code, _ := auth.TOTPCode(secret, e.now)
+	login := func(addr, code string) int {
+		e.realIP = addr
+		resp := e.do("POST", "/api/login", session{}, jsonBody(loginRequest{"carol", pw, code}))
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := login("10.1.2.3", code); c != http.StatusOK {
+		t.Fatalf("first use of the code: %d, want 200", c)
+	}
+	if c := login("10.9.9.9", code); c != http.StatusUnauthorized {
+		t.Errorf("same code again from another address: %d, want 401", c)
+	}
+	e.restart(4)
+	if c := login("10.9.9.10", code); c != http.StatusUnauthorized {
+		t.Errorf("same code after a restart: %d, want 401", c)
+	}
+	rows := e.auditRows("login")
+	if n := len(rows); n < 3 || rows[n-1].Fields["reason"] != "TOTP code already used" {
+		t.Errorf("replayed code: last login rows %+v; want reason \"TOTP code already used\"", rows)
+	}
+	e.now = e.now.Add(30 * time.Second)
+	next, _ := auth.TOTPCode(secret, e.now)
+	if c := login("10.1.2.3", next); c != http.StatusOK {
+		t.Errorf("the next step's code: %d, want 200", c)
+	}
+}
+
+// testLoginTiming: defect 3. A wrong password for an existing user and
+// any password for an unknown one cost the same bcrypt comparison, at the
+// cost the server hashes with. Medians of alternating attempts, so load on
+// the machine hits both sides alike.
+func testLoginTiming(t *testing.T, pg *testsvc.PG, clamd string) {
+	const cost, rounds = 9, 21 // not 10: the dummy hash used to be fixed at 10, whatever the server used
+	e := newEnv(t, pg, clamd, func(p *policies.Policy) { p.Passwords.LockoutAfter = 10 * rounds })
+	e.restart(cost)
+	h, err := auth.HashPassword("correct-horse-dave", cost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.st.DB.Exec(context.Background(), "INSERT INTO users(username, password_hash, role) VALUES ('dave', $1, 'user')", h); err != nil {
+		t.Fatal(err)
+	}
+	attempt := func(user string) time.Duration {
+		start := time.Now()
+		resp := e.do("POST", "/api/login", session{}, jsonBody(loginRequest{Username: user, Password: "wrong-password"}))
+		d := time.Since(start)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("login %s with a wrong password: %d, want 401", user, resp.StatusCode)
+		}
+		resp.Body.Close()
+		return d
+	}
+	var known, unknown []time.Duration
+	for i := range rounds {
+		e.realIP = fmt.Sprintf("198.51.100.%d", i) // one source per pair
+		known = append(known, attempt("dave"))
+		unknown = append(unknown, attempt(fmt.Sprintf("nobody%d", i)))
+	}
+	mk, mu := median(known), median(unknown)
+	ratio := float64(max(mk, mu)) / float64(min(mk, mu))
+	t.Logf("login medians over %d alternating attempts (bcrypt cost %d): existing user, wrong password %s; unknown user %s; ratio %.2f",
+		rounds, cost, mk.Round(time.Millisecond), mu.Round(time.Millisecond), ratio)
+	if ratio > 1.2 {
+		t.Errorf("login timing tells users apart: existing %s, unknown %s (ratio %.2f > 1.2)", mk, mu, ratio)
+	}
+}
+
+// testBadText: defect 7. NUL and other invalid text in any field is a 400
+// naming it, and nothing is written; text that reaches the audit logger
+// anyway is stored, not lost.
+func testBadText(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	admin := e.login("root-admin", "sysadmin")
+	s := e.login("alice", "user")
+	msg := e.draft(s)
+	rowsBefore := len(e.auditRows(""))
+	for _, tc := range []struct {
+		name, field string
+		resp        func() *http.Response
+	}{
+		{"login username", "username", func() *http.Response {
+			return e.do("POST", "/api/login", session{}, jsonBody(loginRequest{Username: "ali\x00ce", Password: "x"}))
+		}},
+		{"message subject", "subject", func() *http.Response {
+			return e.do("POST", "/api/messages", s, jsonBody(messageRequest{Subject: "Q3\x00", Recipients: []string{"b@x.org"}}))
+		}},
+		{"recipient", "recipients[1]", func() *http.Response {
+			return e.do("POST", "/api/messages", s, jsonBody(messageRequest{Recipients: []string{"b@x.org", "c\x00@x.org"}}))
+		}},
+		{"message body control", "body", func() *http.Response {
+			return e.do("POST", "/api/messages", s, jsonBody(messageRequest{Body: "bell\x07", Recipients: []string{"b@x.org"}}))
+		}},
+		{"new user", "username", func() *http.Response {
+			return e.do("POST", "/admin/users", admin, jsonBody(userRequest{Username: "eve\x00", Password: "Correct-Horse-Battery-9", Role: "user"}))
+		}},
+		{"group in path", "path", func() *http.Response {
+			return e.do("PUT", "/admin/groups/ops%00", admin, jsonBody(groupRequest{}))
+		}},
+		{"user's groups", "groups[0]", func() *http.Response {
+			return e.do("PUT", "/admin/users/alice/groups", admin, strings.NewReader(`{"groups":["a\u0000"]}`))
+		}},
+		{"query", `query parameter "name"`, func() *http.Response { return upload(e, s, msg, "a\x00b.txt", []byte("x")) }},
+		{"invalid UTF-8 in query", `query parameter "name"`, func() *http.Response {
+			return e.do("POST", msg+"/files?name=a%ffb.txt", s, strings.NewReader("x"))
+		}},
+		{"web login form", `form field "username"`, func() *http.Response {
+			return e.do("POST", "/admin/ui/login", session{}, strings.NewReader(url.Values{"username": {"a\x00"}}.Encode()),
+				"Content-Type", "application/x-www-form-urlencoded")
+		}},
+	} {
+		resp := tc.resp()
+		var he httpError
+		body := readAll(resp)
+		json.Unmarshal([]byte(body), &he)
+		if resp.StatusCode != http.StatusBadRequest || !strings.HasPrefix(he.Error, tc.field+": ") {
+			t.Errorf("%s: %d %s; want 400 naming %s", tc.name, resp.StatusCode, body, tc.field)
+		}
+	}
+	e.assertNothingStored("bad text")
+	if m, _, _ := e.st.Counts(context.Background()); m != 1 {
+		t.Errorf("bad text created messages: %d rows, want only the 1 draft", m)
+	}
+	if n := len(e.auditRows("")); n != rowsBefore {
+		t.Errorf("bad text wrote %d audit rows", n-rowsBefore)
+	}
+
+	// Hostile text that does reach the logger is made storable.
+	ev := audit.Event{Event: "login", Actor: "a\x00b", Fields: map[string]any{"name": "x\xffy", "to": []string{"c\x00"}}}
+	if err := e.srv.cfg.Audit.Log(context.Background(), ev); err != nil {
+		t.Fatalf("audit of hostile text: %v", err)
+	}
+	rows := e.auditRows("login")
+	last := rows[len(rows)-1]
+	if last.Actor != "a\uFFFDb" || last.Fields["name"] != "x\uFFFDy" {
+		t.Errorf("hostile text stored as actor %q fields %v; want U+FFFD in place of NUL and invalid UTF-8", last.Actor, last.Fields)
+	}
+}
+
+// testEmptyUpload: defect 8. A 0-byte file is refused with a message.
+func testEmptyUpload(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	s := e.login("alice", "user")
+	resp := upload(e, s, e.draft(s), "empty.txt", nil)
+	if body := readAll(resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "empty") {
+		t.Errorf("0-byte upload: %d %s; want 400 saying the file is empty", resp.StatusCode, body)
+	}
+	e.assertNothingStored("0-byte upload")
+}
+
+// FuzzCheckText: whatever checkText accepts is valid UTF-8 without NUL or
+// control characters other than tab, newline and CR; whatever it refuses
+// has one of them, and the error names the field.
+func FuzzCheckText(f *testing.F) {
+	for _, s := range []string{"", "alice", "a\x00b", "x\xffy", "line\nline", "bell\a", "\u202e", "tab\t"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		bad := !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool {
+			return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0x7f
+		})
+		err := checkText("subject", s)
+		if (err != nil) != bad {
+			t.Fatalf("checkText(%q) = %v; want refused=%v", s, err, bad)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "subject: ") {
+			t.Fatalf("checkText(%q) = %v; want the field named", s, err)
+		}
+	})
+}
