@@ -144,6 +144,9 @@ type Passwords struct {
 	MaxAge        Duration `yaml:"max_age"`
 	LockoutAfter  int      `yaml:"lockout_after"`
 	LockoutWindow Duration `yaml:"lockout_window"`
+	// LockoutIPv6Prefix groups IPv6 sources for lockout: one host owns a
+	// whole /64, so counting per address lets it rotate forever.
+	LockoutIPv6Prefix int `yaml:"lockout_ipv6_prefix"`
 	InactiveAfter Duration `yaml:"inactive_after"`
 }
 

@@ -173,6 +173,7 @@ func (v *validator) passwords(p *Passwords) {
 		}
 	}
 	v.atLeast("passwords.lockout_after", int64(p.LockoutAfter), 1)
+	v.between("passwords.lockout_ipv6_prefix", int64(p.LockoutIPv6Prefix), 32, 128)
 }
 
 func (v *validator) syslog(s *Syslog) {

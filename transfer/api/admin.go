@@ -7,6 +7,7 @@ import (
 	"crypto/fips140"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -150,9 +151,13 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, u *store.Use
 	writeJSON(w, http.StatusCreated, map[string]any{"id": nu.ID})
 }
 
+// MaxUsername is the longest username in bytes: accounts are created
+// with at most this, and a login with a longer one is refused unread.
+const MaxUsername = 64
+
 func (s *Server) validateUser(req userRequest, by *store.User) error {
-	if err := ValidateFilename(req.Username); err != nil || len(req.Username) > 64 {
-		return errors.New("username: 1-64 printable characters, no slashes")
+	if err := ValidateFilename(req.Username); err != nil || len(req.Username) > MaxUsername {
+		return fmt.Errorf("username: 1-%d printable characters, no slashes", MaxUsername)
 	}
 	if !auth.ValidRole(req.Role) {
 		return errors.New("role: want sysadmin, admin or user")

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -55,7 +56,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 // otherwise an HTTP status and the message for the client.
 func (s *Server) logIn(w http.ResponseWriter, r *http.Request, req loginRequest) (*store.User, string, int, string) {
 	now := s.cfg.Now()
-	keys := []string{"user:" + req.Username, "addr:" + remote(r)}
+	// Refused before any lookup or limiter entry: no account has a longer
+	// name (validateUser), and the limiter's keys stay small.
+	if len(req.Username) > MaxUsername {
+		return nil, "", http.StatusBadRequest, fmt.Sprintf("username: longer than %d bytes", MaxUsername)
+	}
+	keys := []string{"user:" + req.Username, auth.SourceKey(remote(r), s.cfg.Policy.Passwords.LockoutIPv6Prefix)}
 	if ok, until := s.limiter.Allow(now, keys...); !ok {
 		s.audit(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": "locked out", "until": until.UTC().Format(time.RFC3339)}})
 		w.Header().Set("Retry-After", retryAfter(until, now))

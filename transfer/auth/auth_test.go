@@ -2,6 +2,8 @@ package auth
 
 import (
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -126,5 +128,93 @@ func TestBcrypt(t *testing.T) {
 	}
 	if !CheckPassword(h, "correct horse") || CheckPassword(h, "wrong") {
 		t.Error("bcrypt check wrong")
+	}
+}
+
+func TestSourceKey(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"192.0.2.7", "addr:192.0.2.7"},
+		{"::ffff:192.0.2.7", "addr:192.0.2.7"},
+		{"2001:db8:1:2:aaaa::1", "addr:2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "addr:2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "addr:2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "addr:fe80::/64"},
+		{"not-an-address", "addr:not-an-address"},
+	} {
+		if got := SourceKey(tc.addr, 64); got != tc.want {
+			t.Errorf("SourceKey(%q, 64) = %q, want %q", tc.addr, got, tc.want)
+		}
+	}
+	if got := SourceKey("2001:db8:1:2:aaaa::1", 48); got != "addr:2001:db8:1::/48" {
+		t.Errorf("SourceKey at /48 = %q", got)
+	}
+}
+
+// An attacker rotating through their /64 is one source: locked after
+// After failures like a single address.
+func TestLimiterIPv6Rotation(t *testing.T) {
+	l := NewLimiter(5, 15*time.Minute)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	allowed := 0
+	for i := range 1000 {
+		key := SourceKey(fmt.Sprintf("2001:db8:1:2::%x", i+1), 64)
+		if ok, _ := l.Allow(now, key); ok {
+			allowed++
+			l.Fail(now, key)
+		}
+	}
+	if allowed != 5 {
+		t.Fatalf("1000 guesses from 1000 addresses of one /64: %d reached the password check, want 5", allowed)
+	}
+}
+
+// Entries expire: failures older than the window, and a lock a day after
+// it ended (its back-off memory).
+func TestLimiterForgets(t *testing.T) {
+	l := NewLimiter(5, 15*time.Minute)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.Fail(now, "addr:192.0.2.1")
+	for range 5 {
+		l.Fail(now, "addr:192.0.2.2") // locked for 15m
+	}
+	l.Fail(now.Add(16*time.Minute), "addr:192.0.2.3") // sweeps
+	if l.Len() != 2 {
+		t.Fatalf("after the window: %d keys, want 2 (the failing one gone, the locked one kept for back-off)", l.Len())
+	}
+	l.Fail(now.Add(15*time.Minute+backoffMemory+time.Minute), "addr:192.0.2.4")
+	if l.Len() != 1 {
+		t.Fatalf("a day after the lock: %d keys, want only the new one", l.Len())
+	}
+}
+
+// 100,000 source addresses and usernames, each failing once inside one
+// window (nothing expires): the limiter holds at most MaxKeys entries and
+// its heap stays bounded; locked keys survive the churn.
+func TestLimiterMemoryBounded(t *testing.T) {
+	l := NewLimiter(5, 15*time.Minute)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for range 5 {
+		l.Fail(now, "user:victim") // locked
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 100_000
+	for i := range n {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		l.Fail(at, fmt.Sprintf("user:guess-%d", i), SourceKey(fmt.Sprintf("10.%d.%d.%d", i>>16, (i>>8)&255, i&255), 64))
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("limiter after %d sources and usernames: %d keys (MaxKeys %d), heap grew %.1f MiB", n, l.Len(), l.MaxKeys, float64(grew)/(1<<20))
+	if l.Len() > l.MaxKeys {
+		t.Errorf("%d keys held, want at most %d", l.Len(), l.MaxKeys)
+	}
+	if grew > 32<<20 {
+		t.Errorf("heap grew %d MiB for the limiter, want at most 32", grew>>20)
+	}
+	if ok, _ := l.Allow(now.Add(time.Minute), "user:victim"); ok {
+		t.Error("the locked account was evicted by the churn")
 	}
 }
