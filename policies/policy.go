@@ -146,8 +146,8 @@ type Passwords struct {
 	LockoutWindow Duration `yaml:"lockout_window"`
 	// LockoutIPv6Prefix groups IPv6 sources for lockout: one host owns a
 	// whole /64, so counting per address lets it rotate forever.
-	LockoutIPv6Prefix int `yaml:"lockout_ipv6_prefix"`
-	InactiveAfter Duration `yaml:"inactive_after"`
+	LockoutIPv6Prefix int      `yaml:"lockout_ipv6_prefix"`
+	InactiveAfter     Duration `yaml:"inactive_after"`
 }
 
 // Syslog is the SIEM forwarding target.
