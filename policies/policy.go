@@ -288,4 +288,9 @@ type Transfer struct {
 	ActionScripts []string `yaml:"action_scripts"`
 	// ActionTimeout bounds each action script; past it the upload is refused.
 	ActionTimeout Duration `yaml:"action_timeout"`
+	// IdleTimeout is how long a request body may send nothing: a client
+	// that stalls longer is dropped and what it held (buffers, the temp
+	// file, the clamd connection) released. It also bounds idle keep-alive
+	// connections.
+	IdleTimeout Duration `yaml:"idle_timeout"`
 }

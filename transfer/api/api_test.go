@@ -54,6 +54,7 @@ func TestTransfer(t *testing.T) {
 		"LoginTiming":     testLoginTiming,
 		"BadText":         testBadText,
 		"EmptyUpload":     testEmptyUpload,
+		"SlowUpload":      testSlowUpload,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, pg, clam.Socket) })
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +300,67 @@ func FuzzCheckText(f *testing.F) {
 			t.Fatalf("checkText(%q) = %v; want the field named", s, err)
 		}
 	})
+}
+
+// testSlowUpload: defect 6. An upload that stalls longer than the policy's
+// idle_timeout is dropped, and what it held is released: no temp file, no
+// clamd session (clamd's own STATS says how many threads are busy).
+func testSlowUpload(t *testing.T, pg *testsvc.PG, clamd string) {
+	own := testsvc.Clamd(t) // its own clamd: another test's scan must not count
+	e := newEnv(t, pg, own.Socket, func(p *policies.Policy) { p.Transfer.IdleTimeout.Duration = 2 * time.Second })
+	s := e.login("slowpoke", "user")
+	msg := e.draft(s)
+	c, err := net.Dial("unix", e.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST %s/files?name=slow.bin HTTP/1.1\r\nHost: x\r\nX-Real-IP: %s\r\nCookie: %s=%s\r\nX-CSRF-Token: %s\r\nContent-Length: %d\r\n\r\n",
+		msg, e.realIP, SessionCookie, s.cookie, s.csrf, 4<<20)
+	c.Write(randomFile(t, 64<<10))
+	time.Sleep(500 * time.Millisecond)
+	if n := clamdConns(t, own.Socket); n != 1 {
+		t.Errorf("mid-upload: clamd has %d connections, want 1 (the upload's stream)", n)
+	}
+	start := time.Now()
+	c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	resp, err := http.ReadResponse(bufioReader(c), nil) // the client sends nothing more
+	if err != nil {
+		t.Fatalf("stalled upload: no answer within 30 s: %v", err)
+	}
+	waited := time.Since(start)
+	body := readAll(resp)
+	t.Logf("stalled upload dropped after %s: %d %s", waited.Round(100*time.Millisecond), resp.StatusCode, body)
+	if resp.StatusCode != http.StatusBadRequest || waited > 10*time.Second {
+		t.Errorf("stalled upload: %d %s after %s; want 400 within about the 2 s idle limit", resp.StatusCode, body, waited)
+	}
+	e.assertNothingStored("stalled upload")
+	var busy int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if busy = clamdConns(t, own.Socket); busy == 0 {
+			break
+		}
+	}
+	if busy != 0 {
+		t.Errorf("after the drop clamd still has %d connections, want 0", busy)
+	}
+}
+
+// clamdConns counts the connections clamd has accepted on sock, as the
+// kernel lists them (ss): clamd's own STATS does not show a stream still
+// being received.
+func clamdConns(t *testing.T, sock string) int {
+	t.Helper()
+	out, err := exec.Command("ss", "-xHn", "state", "established").Output()
+	if err != nil {
+		t.Fatalf("ss: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		// u_str Recv-Q Send-Q LocalPath LocalInode PeerPath PeerInode
+		if f := strings.Fields(line); len(f) >= 4 && f[3] == sock {
+			n++
+		}
+	}
+	return n
 }

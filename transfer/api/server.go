@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -102,7 +103,58 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /admin/groups/{name}", s.withAdmin(s.deleteGroup))
 	mux.HandleFunc("PUT /admin/users/{name}/groups", s.withAdmin(s.setUserGroups))
 	s.uiRoutes(mux)
-	return checkRequestText(mux)
+	return idleBodies(s.cfg.Policy.Transfer.IdleTimeout.Duration, checkRequestText(mux))
+}
+
+// HTTPServer is the http.Server for Handler, with every timeout set: the
+// headers must arrive within ReadHeaderTimeout, a body may not stall for
+// longer than the policy's idle_timeout (idleBodies), and an idle
+// keep-alive connection is closed after it. There is no overall
+// ReadTimeout or WriteTimeout: a 2 GiB upload or download on a slow line
+// is legitimate as long as it keeps moving.
+func (s *Server) HTTPServer() *http.Server {
+	idle := s.cfg.Policy.Transfer.IdleTimeout.Duration
+	return &http.Server{Handler: s.Handler(), ConnContext: ConnContext,
+		ReadHeaderTimeout: min(idle, 30*time.Second), IdleTimeout: idle}
+}
+
+// idleBodies gives every request body a read deadline that each read that
+// returns data pushes back by idle: a client that sends nothing for that
+// long gets a read error, which every handler already treats as a
+// truncated request (the upload removes its temp file and aborts its clamd
+// stream). Without it a stalled upload held its buffers, temp file and
+// clamd connection for as long as the client liked.
+func idleBodies(idle time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		// Only a request with a body: a deadline left on the connection
+		// would fire in the server's own background read during a long
+		// download. A failure means the connection cannot take deadlines
+		// (a test's in-memory pipe); the server's other bounds still hold.
+		if r.Body != http.NoBody && r.ContentLength != 0 && rc.SetReadDeadline(time.Now().Add(idle)) == nil {
+			r.Body = &idleBody{ReadCloser: r.Body, rc: rc, idle: idle}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	switch {
+	case err == io.EOF:
+		// The body is in: the server's background read that follows
+		// must not time out (it would cancel the request's context).
+		b.rc.SetReadDeadline(time.Time{})
+	case n > 0:
+		b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	}
+	return n, err
 }
 
 type ctxKey int

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -68,8 +67,8 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ConnContext: api.ConnContext,
-		ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)}
+	hs := srv.HTTPServer()
+	hs.ErrorLog = slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(api.Listener(l)) }() // sendfile for downloads
 	sweeper := &retention.Sweeper{Store: st, Audit: al, Log: o.Log, Now: time.Now,
