@@ -9,7 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -363,4 +366,81 @@ func clamdConns(t *testing.T, sock string) int {
 		}
 	}
 	return n
+}
+
+// testRangeCost: defect 6. A Range request reads the pieces it touches,
+// not the whole blob: the process's read counter (/proc/self/io rchar;
+// the server runs in this process) grows by about a piece per request, not
+// by the file's 16 MiB.
+func testRangeCost(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	s := e.login("alice", "user")
+	msg := e.draft(s)
+	data := randomFile(t, 16<<20)
+	var up fileJSON
+	json.NewDecoder(upload(e, s, msg, "big.bin", data).Body).Decode(&up)
+	var sent struct{ Links map[string]string }
+	json.NewDecoder(e.do("POST", msg+"/send", s, nil).Body).Decode(&sent)
+	link := sent.Links["bob@example.com"] + "/files/" + itoa(up.ID)
+	const requests = 5
+	before := rchar(t)
+	for i := range requests {
+		off := i * 3 << 20
+		resp := e.do("GET", link, session{}, nil, "Range", fmt.Sprintf("bytes=%d-%d", off, off+99))
+		if got := readAll(resp); resp.StatusCode != http.StatusPartialContent || got != string(data[off:off+100]) {
+			t.Fatalf("range at %d: %d, %d bytes; want 206 with the file's bytes", off, resp.StatusCode, len(got))
+		}
+	}
+	read := rchar(t) - before
+	t.Logf("%d range requests of 100 bytes on a 16 MiB file read %.1f MiB", requests, float64(read)/(1<<20))
+	if read > requests*3<<20 {
+		t.Errorf("%d range requests read %d MiB; want about one 1 MiB piece each, not the whole file", requests, read>>20)
+	}
+}
+
+// rchar is the bytes this process has read through read(2) and friends.
+func rchar(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/proc/self/io has no rchar:\n%s", b)
+	return 0
+}
+
+func TestRangePieces(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		header string
+		size   int64
+		want   []int64
+		ok     bool
+	}{
+		{"bytes=0-9", 16 * mib, []int64{0}, true},
+		{"bytes=1048570-1048580", 16 * mib, []int64{0, 1}, true},
+		{"bytes=-100", 16 * mib, []int64{15}, true},
+		{"bytes=15728640-", 16 * mib, []int64{15}, true},
+		{"bytes=0-0,5242880-5242881, 0-5", 16 * mib, []int64{0, 5}, true},
+		{"bytes=0-999999999", 2 * mib, []int64{0, 1}, true},
+		{"bytes=99999999-", 2 * mib, []int64{}, true}, // unsatisfiable: ServeContent says 416
+		{"bytes=-0", 2 * mib, nil, false},
+		{"bytes=5-1", 2 * mib, nil, false},
+		{"bytes=a-b", 2 * mib, nil, false},
+		{"items=0-1", 2 * mib, nil, false},
+	} {
+		got, ok := rangePieces(tc.header, tc.size)
+		if ok != tc.ok || (ok && !slices.Equal(got, tc.want)) {
+			t.Errorf("rangePieces(%q, %d) = %v, %v; want %v, %v", tc.header, tc.size, got, ok, tc.want, tc.ok)
+		}
+	}
 }

@@ -182,8 +182,8 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 		return nil, http.StatusInternalServerError, errors.New("could not store the file")
 	}
 	defer blob.Abort()
-	sum := sha256.New()
-	p := pump(r.Body, blob, sum, stream)
+	sum, pieces := sha256.New(), store.NewChunkSums()
+	p := pump(r.Body, blob, sum, stream, pieces)
 	switch {
 	case p.scanErr != nil: // clamd failing stops the reading: not the client's fault
 		stream.Abort()
@@ -216,7 +216,7 @@ func (s *Server) receive(r *http.Request, m *store.Message, u *store.User, name 
 		s.cfg.Log.Error("upload", "err", syncErr)
 		return nil, http.StatusInternalServerError, errors.New("could not store the file")
 	}
-	f := &store.File{MessageID: m.ID, Name: name, Size: n, SHA256: sum.Sum(nil)}
+	f := &store.File{MessageID: m.ID, Name: name, Size: n, SHA256: sum.Sum(nil), ChunkSHA256: pieces.Sums()}
 	// The whole body is in and clean: what remains finishes even if the
 	// client has closed its side (a half-close after the body cancels
 	// r.Context() while the client still waits for the answer). The action
@@ -266,8 +266,9 @@ func finishScan(stream *scan.Stream, blob *store.BlobWriter) (v scan.Verdict, sc
 
 const (
 	chunk = 1 << 20
-	// ring is how many chunks one upload may hold: the three consumers run
-	// up to this far apart, so a stall in one (a disk write, a clamd read)
+	// ring is how many chunks one upload may hold: the four consumers
+	// (clamd, the blob, the file hash, the piece hashes) run up to this far
+	// apart, so a stall in one (a disk write, a clamd read)
 	// does not stop the others. Memory is ring MiB per upload.
 	ring = 8
 )
@@ -283,11 +284,11 @@ type pumped struct {
 // parallel, clamd's verdict waits on none of the others, and a chunk is
 // reused only once all three are done with it. The first failure stops the
 // reading.
-func pump(body io.Reader, blob io.Writer, sum hash.Hash, stream io.Writer) pumped {
+func pump(body io.Reader, blob io.Writer, sum hash.Hash, stream io.Writer, pieces *store.ChunkSums) pumped {
 	stop := make(chan struct{})
 	var once sync.Once
 	halt := func() { once.Do(func() { close(stop) }) }
-	sinks := []*sink{startSink(stream, halt), startSink(blob, halt), startSink(sum, halt)}
+	sinks := []*sink{startSink(stream, halt), startSink(blob, halt), startSink(sum, halt), startSink(pieces, halt)}
 	bufs := make([][]byte, ring)
 	var p pumped
 	for i := 0; ; i++ {

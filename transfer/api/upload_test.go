@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
+	"github.com/bulwark-appliance/bulwark/transfer/store"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -79,7 +80,7 @@ func TestPump(t *testing.T) {
 				body = brokenBody{body}
 			}
 			sum := sha256.New()
-			p := pump(body, &tc.blob, sum, &tc.scan)
+			p := pump(body, &tc.blob, sum, &tc.scan, store.NewChunkSums())
 			if (p.readErr != nil) != tc.wantRead || (p.blobErr != nil) != tc.wantBlob || (p.scanErr != nil) != tc.wantScan {
 				t.Fatalf("pump errors read=%v blob=%v scan=%v; want read=%v blob=%v scan=%v",
 					p.readErr, p.blobErr, p.scanErr, tc.wantRead, tc.wantBlob, tc.wantScan)

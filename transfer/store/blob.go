@@ -1,13 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"unsafe"
 )
@@ -19,8 +24,73 @@ type File struct {
 	Name      string
 	Size      int64
 	SHA256    []byte
-	Blob      string
+	// ChunkSHA256 is the SHA-256 of each ChunkSize piece, concatenated
+	// (ChunkSums); nil for files stored before it was recorded.
+	ChunkSHA256 []byte
+	Blob        string
 }
+
+// ChunkSize is the piece of a blob one ChunkSHA256 entry covers.
+const ChunkSize = 1 << 20
+
+// ChunkSums is an io.Writer that hashes what it is given in ChunkSize
+// pieces, however the writes are cut.
+type ChunkSums struct {
+	h    hash.Hash
+	n    int // bytes in the current piece
+	sums []byte
+}
+
+// NewChunkSums returns an empty ChunkSums.
+func NewChunkSums() *ChunkSums { return &ChunkSums{h: sha256.New()} }
+
+func (c *ChunkSums) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		k := min(len(p), ChunkSize-c.n)
+		c.h.Write(p[:k])
+		c.n += k
+		p = p[k:]
+		if c.n == ChunkSize {
+			c.sums = c.h.Sum(c.sums)
+			c.h.Reset()
+			c.n = 0
+		}
+	}
+	return total, nil
+}
+
+// Sums returns the concatenated piece hashes, the last (short) piece's
+// included.
+func (c *ChunkSums) Sums() []byte {
+	if c.n > 0 {
+		return c.h.Sum(slices.Clone(c.sums))
+	}
+	return slices.Clone(c.sums)
+}
+
+// VerifyChunk checks piece i of f's blob against its recorded hash, reading
+// only that piece.
+func VerifyChunk(blob io.ReaderAt, f *File, i int64, buf []byte) error {
+	off := i * ChunkSize
+	n := min(ChunkSize, f.Size-off)
+	if i < 0 || n <= 0 || int64(len(f.ChunkSHA256)) < (i+1)*sha256.Size {
+		return fmt.Errorf("%w: file %d has no piece %d", ErrIntegrity, f.ID, i)
+	}
+	p := buf[:n]
+	if _, err := blob.ReadAt(p, off); err != nil && !(err == io.EOF && len(p) == int(n)) {
+		return fmt.Errorf("%w: file %d piece %d: %v", ErrIntegrity, f.ID, i, err)
+	}
+	got := sha256.Sum256(p)
+	if !bytes.Equal(got[:], f.ChunkSHA256[i*sha256.Size:(i+1)*sha256.Size]) {
+		return fmt.Errorf("%w: file %d piece %d (bytes %d-%d): sha256 %x, recorded %x", ErrIntegrity, f.ID, i, off, off+n-1,
+			got, f.ChunkSHA256[i*sha256.Size:(i+1)*sha256.Size])
+	}
+	return nil
+}
+
+// ErrIntegrity says a blob does not match what was recorded at upload.
+var ErrIntegrity = errors.New("integrity check failed")
 
 // BlobWriter receives one upload into a temp file on the data volume (same
 // filesystem as the blobs, so the final rename is atomic).
@@ -150,8 +220,8 @@ func (w *BlobWriter) Commit(ctx context.Context, f *File) error {
 	}
 	defer tx.Rollback(context.Background())
 	f.Blob = w.name
-	err = tx.QueryRow(ctx, `INSERT INTO files(message_id, name, size, sha256, blob)
-		VALUES ($1,$2,$3,$4,$5) RETURNING id`, f.MessageID, f.Name, f.Size, f.SHA256, f.Blob).Scan(&f.ID)
+	err = tx.QueryRow(ctx, `INSERT INTO files(message_id, name, size, sha256, chunk_sha256, blob)
+		VALUES ($1,$2,$3,$4,$5,$6) RETURNING id`, f.MessageID, f.Name, f.Size, f.SHA256, f.ChunkSHA256, f.Blob).Scan(&f.ID)
 	if err != nil {
 		return fmt.Errorf("store: insert file %q: %w", f.Name, err)
 	}

@@ -189,7 +189,7 @@ func (s *Store) MessageByID(ctx context.Context, id int64) (*Message, error) {
 }
 
 func (s *Store) files(ctx context.Context, messageID int64) ([]File, error) {
-	rows, err := s.DB.Query(ctx, `SELECT id, message_id, name, size, sha256, blob FROM files
+	rows, err := s.DB.Query(ctx, `SELECT id, message_id, name, size, sha256, chunk_sha256, blob FROM files
 		WHERE message_id=$1 ORDER BY id`, messageID)
 	if err != nil {
 		return nil, fmt.Errorf("store: files of message %d: %w", messageID, err)
@@ -198,7 +198,7 @@ func (s *Store) files(ctx context.Context, messageID int64) ([]File, error) {
 	var out []File
 	for rows.Next() {
 		var f File
-		if err := rows.Scan(&f.ID, &f.MessageID, &f.Name, &f.Size, &f.SHA256, &f.Blob); err != nil {
+		if err := rows.Scan(&f.ID, &f.MessageID, &f.Name, &f.Size, &f.SHA256, &f.ChunkSHA256, &f.Blob); err != nil {
 			return nil, fmt.Errorf("store: files of message %d: %w", messageID, err)
 		}
 		out = append(out, f)

@@ -5,6 +5,9 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -136,6 +139,50 @@ func TestNewBlobBufferAligned(t *testing.T) {
 		b := NewBlobBuffer(n)
 		if len(b) != n || cap(b) != n || addr(b)%BlobAlign != 0 {
 			t.Errorf("NewBlobBuffer(%d): len %d cap %d addr %#x, want len=cap=%d aligned to %d", n, len(b), cap(b), addr(b), n, BlobAlign)
+		}
+	}
+}
+
+// ChunkSums hashes 1 MiB pieces however the writes are cut, and
+// VerifyChunk checks exactly one piece.
+func TestChunkSums(t *testing.T) {
+	data := make([]byte, 3*ChunkSize+12345)
+	rand.Read(data)
+	var want []byte
+	for off := 0; off < len(data); off += ChunkSize {
+		s := sha256.Sum256(data[off:min(off+ChunkSize, len(data))])
+		want = append(want, s[:]...)
+	}
+	for _, cut := range []int{1, 4096, 1000003, ChunkSize, 2*ChunkSize + 7, len(data)} {
+		c := NewChunkSums()
+		for p := data; len(p) > 0; {
+			k := min(cut, len(p))
+			c.Write(p[:k])
+			p = p[k:]
+		}
+		if !bytes.Equal(c.Sums(), want) {
+			t.Errorf("writes of %d bytes: piece hashes differ", cut)
+		}
+	}
+	f := &File{ID: 1, Size: int64(len(data)), ChunkSHA256: want}
+	buf := NewBlobBuffer(ChunkSize)
+	bad := bytes.Clone(data)
+	bad[2*ChunkSize+5] ^= 1
+	for _, tc := range []struct {
+		name  string
+		blob  []byte
+		piece int64
+		ok    bool
+	}{
+		{"intact first", data, 0, true},
+		{"intact short last", data, 3, true},
+		{"corrupt piece", bad, 2, false},
+		{"other piece of a corrupt blob", bad, 1, true},
+		{"no such piece", data, 4, false},
+	} {
+		err := VerifyChunk(bytes.NewReader(tc.blob), f, tc.piece, buf)
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrIntegrity)) {
+			t.Errorf("%s: VerifyChunk(piece %d) = %v, want ok=%v", tc.name, tc.piece, err, tc.ok)
 		}
 	}
 }
