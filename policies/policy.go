@@ -124,6 +124,9 @@ type ClamAV struct {
 type Retention struct {
 	Days        int `yaml:"days"`
 	JournalDays int `yaml:"journal_days"`
+	// AuditDays is how long transferd's audit table keeps its rows; older
+	// ones are pruned hourly (the schema refuses anything under 90).
+	AuditDays int `yaml:"audit_days"`
 }
 
 // TLS is the nginx front's protocol policy.

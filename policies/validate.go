@@ -141,6 +141,7 @@ func (v *validator) clamav(c *ClamAV) {
 func (v *validator) retention(r *Retention) {
 	v.between("retention.days", int64(r.Days), 1, 3650)
 	v.between("retention.journal_days", int64(r.JournalDays), 1, 3650)
+	v.between("retention.audit_days", int64(r.AuditDays), 90, 3650)
 }
 
 // tls allows only AES-256-GCM and ChaCha20 suites: the seeds promise

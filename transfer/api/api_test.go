@@ -56,6 +56,8 @@ func TestTransfer(t *testing.T) {
 		"EmptyUpload":     testEmptyUpload,
 		"SlowUpload":      testSlowUpload,
 		"RangeCost":       testRangeCost,
+		"AuditFlood":      testAuditFlood,
+		"AuditPrune":      testAuditPrune,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, pg, clam.Socket) })
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/transfer/audit"
 	"github.com/bulwark-appliance/bulwark/transfer/auth"
+	"github.com/bulwark-appliance/bulwark/transfer/retention"
 )
 
 // The attacks of issue 16 that used to succeed, each against real
@@ -442,5 +443,96 @@ func TestRangePieces(t *testing.T) {
 		if ok != tc.ok || (ok && !slices.Equal(got, tc.want)) {
 			t.Errorf("rangePieces(%q, %d) = %v, %v; want %v, %v", tc.header, tc.size, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// testAuditFlood: defect 4. Unauthenticated failures from many sources
+// write at most audit.Throttle's bound of rows per window, and the rows
+// still account for every request: each written row stands for itself
+// plus its "repeated" count.
+func testAuditFlood(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	e.login("alice", "user")
+	sent := map[string]int{}
+	for i := range 1500 {
+		e.realIP = fmt.Sprintf("203.0.113.%d", i%200) // 200 sources
+		var resp *http.Response
+		switch i % 3 {
+		case 0:
+			resp = e.do("GET", "/d/"+strings.Repeat("A", 43)+fmt.Sprint(i%10), session{}, nil)
+			sent["download"]++
+		case 1:
+			resp = e.do("POST", "/api/login", session{}, jsonBody(loginRequest{Username: fmt.Sprintf("guess%d", i), Password: "x"}))
+			sent["login"]++
+		case 2:
+			resp = e.do("GET", "/admin/status", session{}, nil) // outside the admin networks
+			sent["admin"]++
+		}
+		resp.Body.Close()
+	}
+	sent["login"]++ // alice's successful login
+	during := len(e.auditRows(""))
+	e.now = e.now.Add(audit.DefaultThrottleWindow)
+	if err := e.srv.FlushAudit(); err != nil {
+		t.Fatal(err)
+	}
+	rows := e.auditRows("")
+	// kinds: download/token, login/unknown user, admin/outside networks
+	bound := 2*(audit.DefaultMaxKeys+3) + 1
+	t.Logf("%d unauthenticated failures from 200 sources: %d audit rows in the window, %d after its summaries (bound %d)",
+		1500, during, len(rows), bound)
+	if len(rows) > bound {
+		t.Errorf("%d audit rows for one window of failures, want at most %d", len(rows), bound)
+	}
+	counted := map[string]int{}
+	for _, r := range rows {
+		n := 1
+		if rep, ok := r.Fields["repeated"].(float64); ok {
+			n = int(rep) // a summary stands only for the repeats
+		}
+		counted[r.Event] += n
+	}
+	for ev, n := range sent {
+		if counted[ev] != n {
+			t.Errorf("%s: %d requests, the audit rows account for %d", ev, n, counted[ev])
+		}
+	}
+}
+
+// testAuditPrune: defect 4. The sweeper prunes rows past
+// retention.audit_days and audits that; nothing younger than 90 days can
+// be deleted, by the prune or by hand.
+func testAuditPrune(t *testing.T, pg *testsvc.PG, clamd string) {
+	e := newEnv(t, pg, clamd)
+	ctx := context.Background()
+	for _, age := range []string{"400 days", "366 days", "100 days", "1 day"} {
+		if _, err := e.st.DB.Exec(ctx, `INSERT INTO audit(at, event, actor, remote, ok) VALUES (now() - $1::interval, 'aged', '-', '-', true)`, age); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sw := &retention.Sweeper{Store: e.st, Audit: e.srv.cfg.Audit, Log: e.srv.cfg.Log, Now: time.Now,
+		Retention: 365 * 24 * time.Hour, AuditRetention: 365 * 24 * time.Hour}
+	if _, err := sw.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.auditRows("aged")); n != 2 {
+		t.Errorf("after pruning at 365 days: %d aged rows, want 2 (100 days and 1 day)", n)
+	}
+	if p := e.auditRows("audit.prune"); len(p) != 1 || p[0].Fields["deleted"] != float64(2) {
+		t.Errorf("prune audit rows %+v; want one saying 2 deleted", p)
+	}
+	if _, err := e.st.PruneAudit(ctx, time.Now().Add(-30*24*time.Hour)); err == nil {
+		t.Error("pruning at 30 days was allowed; want refused (under 90)")
+	}
+	tx, err := e.st.DB.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "SET LOCAL bulwark.audit_prune = 'on'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM audit WHERE event = 'aged'"); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("deleting rows younger than 90 days with the prune setting on by hand: %v, want refused", err)
 	}
 }

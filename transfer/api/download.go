@@ -37,7 +37,7 @@ func (s *Server) resolve(w http.ResponseWriter, r *http.Request) (*store.Link, *
 		m, err = s.cfg.Store.MessageByID(r.Context(), l.MessageID)
 	}
 	if err != nil {
-		s.audit(r, audit.Event{Event: "download", Fields: map[string]any{"reason": "invalid, unknown or expired token"}})
+		s.auditFailure(r, audit.Event{Event: "download", Fields: map[string]any{"reason": "invalid, unknown or expired token"}})
 		fail(w, http.StatusNotFound, "no such link (it may have expired)")
 		return nil, nil
 	}

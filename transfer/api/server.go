@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/policies"
@@ -45,6 +46,8 @@ type Server struct {
 	strength *auth.Strength
 	limiter  *auth.Limiter
 	actions  *action.Runner
+	// throttle folds repeated unauthenticated failures (auditFailure).
+	throttle *audit.Throttle
 	// dummyHash is checked for unknown users so a login takes the same
 	// time whether or not the user exists: made at BcryptCost, the cost
 	// of every hash this server writes.
@@ -80,7 +83,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	return &Server{cfg: cfg, strength: st, limiter: auth.NewLimiter(pw.LockoutAfter, pw.LockoutWindow.Duration), actions: acts,
-		dummyHash: dummy}, nil
+		throttle: audit.NewThrottle(), dummyHash: dummy}, nil
 }
 
 // Handler returns the routes.
@@ -247,6 +250,56 @@ func (s *Server) audit(r *http.Request, e audit.Event) error {
 		return err
 	}
 	return nil
+}
+
+// auditFailure audits an unauthenticated failure (a bad token, a failed
+// login, an admin request from outside the admin networks) through the
+// throttle: the first of its kind from a source in a window is written in
+// full, repeats only as a count when the window ends (audit.Throttle has
+// the bound). Sources are grouped as the login limiter groups them.
+func (s *Server) auditFailure(r *http.Request, e audit.Event) {
+	src := strings.TrimPrefix(auth.SourceKey(remote(r), s.cfg.Policy.Passwords.LockoutIPv6Prefix), "addr:")
+	write, due := s.throttle.Note(s.cfg.Now(), src, e)
+	s.writeSummaries(due)
+	if write {
+		s.audit(r, e)
+	}
+}
+
+// FlushAudit writes the failure counts of a throttle window that has
+// ended; RunAuditFlush calls it, so counts reach the trail even when no
+// further failure comes.
+func (s *Server) FlushAudit() error { return s.writeSummaries(s.throttle.Flush(s.cfg.Now())) }
+
+// RunAuditFlush calls FlushAudit every tenth of a throttle window until
+// ctx ends.
+func (s *Server) RunAuditFlush(ctx context.Context) {
+	t := time.NewTicker(s.throttle.Window / 10)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.FlushAudit() // logged by writeSummaries
+		}
+	}
+}
+
+func (s *Server) writeSummaries(due []audit.Event) error {
+	if len(due) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	defer cancel()
+	var errs []error
+	for _, e := range due {
+		if err := s.cfg.Audit.Log(ctx, e); err != nil {
+			s.cfg.Log.Error("audit write failed", "event", e.Event, "err", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // auditTimeout bounds one audit write once no client is waiting for it;

@@ -63,14 +63,17 @@ func (s *Server) logIn(w http.ResponseWriter, r *http.Request, req loginRequest)
 	}
 	keys := []string{"user:" + req.Username, auth.SourceKey(remote(r), s.cfg.Policy.Passwords.LockoutIPv6Prefix)}
 	if ok, until := s.limiter.Allow(now, keys...); !ok {
-		s.audit(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": "locked out", "until": until.UTC().Format(time.RFC3339)}})
+		s.auditFailure(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": "locked out", "until": until.UTC().Format(time.RFC3339)}})
 		w.Header().Set("Retry-After", retryAfter(until, now))
 		return nil, "", http.StatusTooManyRequests, "too many failed logins; try again later"
 	}
 	u, reason := s.authenticate(r.Context(), req, now)
 	if reason != "" {
 		locked := s.limiter.Fail(now, keys...)
-		s.audit(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": reason, "locked": locked}})
+		if locked { // a kind of its own: the row that says a lock began
+			reason += "; now locked out"
+		}
+		s.auditFailure(r, audit.Event{Event: "login", Actor: req.Username, Fields: map[string]any{"reason": reason, "locked": locked}})
 		return nil, "", http.StatusUnauthorized, "login failed"
 	}
 	s.limiter.Succeed(keys[0])
@@ -224,7 +227,7 @@ func (s *Server) withAdmin(h userHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		addr, err := clientAddr(r)
 		if err != nil || !s.adminNetwork(addr) {
-			s.audit(r, audit.Event{Event: "admin", Fields: map[string]any{"path": r.URL.Path, "reason": "outside admin networks"}})
+			s.auditFailure(r, audit.Event{Event: "admin", Fields: map[string]any{"path": r.URL.Path, "reason": "outside admin networks"}})
 			fail(w, http.StatusForbidden, "admin API is only reachable from the admin networks")
 			return
 		}

@@ -1,7 +1,7 @@
 // Package retention deletes what policy says must go: messages past their
-// expiry or past the retention period (retention.days) with their files, and
-// accounts inactive longer than passwords.inactive_after. Every deletion is
-// audited.
+// expiry or past the retention period (retention.days) with their files,
+// accounts inactive longer than passwords.inactive_after, and audit rows
+// older than retention.audit_days. Every deletion is audited.
 package retention
 
 import (
@@ -21,7 +21,9 @@ type Sweeper struct {
 	Log       *slog.Logger
 	Retention time.Duration // retention.days
 	Inactive  time.Duration // passwords.inactive_after; 0 disables
-	Now       func() time.Time
+	// AuditRetention is retention.audit_days; 0 keeps every audit row.
+	AuditRetention time.Duration
+	Now            func() time.Time
 }
 
 // Sweep deletes expired messages and disables inactive accounts once.
@@ -56,6 +58,12 @@ func (s *Sweeper) Sweep(ctx context.Context) (deleted int, err error) {
 				Fields: map[string]any{"user": n, "reason": "inactive"}}); err != nil {
 				return deleted, fmt.Errorf("retention: %w", err)
 			}
+		}
+	}
+	if s.AuditRetention > 0 {
+		// audit_prune writes its own audit row (event audit.prune).
+		if _, err := s.Store.PruneAudit(ctx, now.Add(-s.AuditRetention)); err != nil {
+			return deleted, fmt.Errorf("retention: %w", err)
 		}
 	}
 	return deleted, nil

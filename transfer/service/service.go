@@ -72,10 +72,12 @@ func Run(ctx context.Context, o Options) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(api.Listener(l)) }() // sendfile for downloads
 	sweeper := &retention.Sweeper{Store: st, Audit: al, Log: o.Log, Now: time.Now,
-		Retention: time.Duration(o.Policy.Retention.Days) * 24 * time.Hour, Inactive: o.Policy.Passwords.InactiveAfter.Duration}
+		Retention: time.Duration(o.Policy.Retention.Days) * 24 * time.Hour, Inactive: o.Policy.Passwords.InactiveAfter.Duration,
+		AuditRetention: time.Duration(o.Policy.Retention.AuditDays) * 24 * time.Hour}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go sweeper.Run(bg, time.Hour)
+	go srv.RunAuditFlush(bg)
 	go watchdog(bg, st, o.Log)
 	notify(o.Log, daemon.SdNotifyReady)
 	o.Log.Info("transferd ready", "listen", l.Addr().String(), "data_dir", o.DataDir)
