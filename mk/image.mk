@@ -50,6 +50,9 @@ $(E2E_KEY):
 # image up with its LUKS key over fw_cfg, /healthz answers on 443, a reboot
 # unlocks again, an admin CIDR change previews as one rule update,
 # --destroy leaves nothing behind). Each stage prints "stage NAME: time".
+# TestE2E's three boots and TestLiveDeployLocal are parallel tests, two at
+# a time (-parallel 2): each is a TCG guest busy on one core, and run one
+# after the other they left the second core idle.
 E2E_IMAGE    = $(OUT)/e2e/images/debian-13-qcow2/bulwark-debian-13.qcow2
 e2e: e2e-key pulumi
 	@t0=$$(date +%s); \
@@ -58,4 +61,4 @@ e2e: e2e-key pulumi
 	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) BULWARK_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
 	BULWARK_E2E_EVIDENCE=$(OUT)/e2e/evidence/debian-13-qcow2 \
-		go test -count=1 -v -timeout 40m -run '^(TestE2E|TestLiveDeployLocal)$$' ./tests/
+		go test -count=1 -v -parallel 2 -timeout 40m -run '^(TestE2E|TestLiveDeployLocal)$$' ./tests/

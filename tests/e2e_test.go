@@ -102,15 +102,55 @@ func e2eSetup(t *testing.T) e2eInputs {
 	return in
 }
 
+// TestE2E boots the built image the three ways platforms do. The boots
+// are independent, so they run as parallel subtests, and
+// TestLiveDeployLocal (the same image) runs alongside them: `go test`
+// runs at most GOMAXPROCS (2 here) at once, each a TCG guest on a core of
+// its own; one after the other left a core idle for the whole stage.
 func TestE2E(t *testing.T) {
+	t.Parallel()
 	in := e2eSetup(t)
+	rec := newBootRecord(t, in.image)
+	t.Run("qcow2 under "+string(qemu.SecureBoot), func(t *testing.T) {
+		t.Parallel()
+		e2eQcow2(t, in, rec)
+	})
+	// The other formats, from the same build, each through the firmware
+	// the platforms that import it use.
+	for _, f := range []struct {
+		ext string
+		fw  qemu.Firmware
+	}{{".vmdk", qemu.BIOS}, {".vhd", qemu.UEFI}} {
+		t.Run(strings.TrimPrefix(f.ext, ".")+" boots under "+string(f.fw), func(t *testing.T) {
+			t.Parallel()
+			disk := strings.TrimSuffix(in.image, ".qcow2") + f.ext
+			start := time.Now()
+			g := qemu.Boot(t, qemu.Options{
+				Disk: disk, Firmware: f.fw, ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
+				User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
+			})
+			rec.firmware(t, g, disk, f.fw, time.Since(start))
+			if f.ext == ".vmdk" {
+				// No key is delivered to this boot: it must fail closed.
+				t.Run("no key delivered: the volume stays locked and /healthz says why", func(t *testing.T) {
+					e2eWaitUnit(t, g, luks.UnitName)
+					e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
+					e2eLocked(t, g)
+				})
+			}
+		})
+	}
+}
+
+// e2eQcow2 boots the qcow2 under OVMF with Secure Boot enforced, with the
+// instance's key delivered, and probes it from outside and inside.
+func e2eQcow2(t *testing.T, in e2eInputs, rec *bootRecord) {
 	start := time.Now()
 	// A second NIC on a tap bridge with an "internet" peer: through user
 	// networking every client is 10.0.2.2 (the admin path the policy
 	// admits), so only a peer with its own address shows what the
 	// firewall of the built image lets the internet reach.
 	n := newTapNet(t)
-	rec := newBootRecord(t, in.image)
 	g := qemu.Boot(t, qemu.Options{
 		Disk: in.image, Firmware: qemu.SecureBoot,
 		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
@@ -158,31 +198,6 @@ func TestE2E(t *testing.T) {
 	t.Run("broken control fails verify", func(t *testing.T) { e2eBreakSSH(t, g) })
 	t.Run("initramfs holds the cloud drivers", func(t *testing.T) { rec.initrd(t, g) })
 	t.Run("no security update pending against the mirror", func(t *testing.T) { rec.patched(t, g) })
-	g.Close()
-	// The other formats, from the same build, each through the firmware
-	// the platforms that import it use.
-	for _, f := range []struct {
-		ext string
-		fw  qemu.Firmware
-	}{{".vmdk", qemu.BIOS}, {".vhd", qemu.UEFI}} {
-		t.Run(strings.TrimPrefix(f.ext, ".")+" boots under "+string(f.fw), func(t *testing.T) {
-			disk := strings.TrimSuffix(in.image, ".qcow2") + f.ext
-			start := time.Now()
-			g := qemu.Boot(t, qemu.Options{
-				Disk: disk, Firmware: f.fw, ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
-				User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
-			})
-			rec.firmware(t, g, disk, f.fw, time.Since(start))
-			if f.ext == ".vmdk" {
-				// No key is delivered to this boot: it must fail closed.
-				t.Run("no key delivered: the volume stays locked and /healthz says why", func(t *testing.T) {
-					e2eWaitUnit(t, g, luks.UnitName)
-					e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
-					e2eLocked(t, g)
-				})
-			}
-		})
-	}
 }
 
 // e2eOutside probes the forwarded ports from the host: through QEMU user

@@ -21,6 +21,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/deploy/local"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 )
@@ -40,8 +41,12 @@ import (
 // looks inside: the data volume is LUKS2, unlocked from the key delivered
 // over fw_cfg and mounted; the key file is gone; the key is nowhere in
 // the Pulumi state in plain text; and after a reboot it unlocks again.
+//
+// It runs in parallel with TestE2E's boots in `make e2e` (see TestE2E).
 func TestLiveDeployLocal(t *testing.T) {
-	d, _ := liveDisk(t)
+	t.Parallel()
+	testutil.Long(t)
+	testutil.RequireRoot(t)
 	repo, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +59,8 @@ func TestLiveDeployLocal(t *testing.T) {
 	state := t.TempDir()
 	args := []string{"deploy", "--target", "local", "--state", state, "--pulumi", pulumiBin, "--memory", "1024"}
 	machine := local.Config{Image: os.Getenv("BULWARK_IMAGE"), Health: "https", Firmware: string(qemu.SecureBoot)}
-	if machine.Image == "" {
+	if machine.Image == "" { // the base disk, built only when no image is given
+		d, _ := liveDisk(t)
 		machine.Image, machine.Health = d.Path, "ssh"
 	}
 	args = append(args, "--firmware", machine.Firmware, "--image", machine.Image, "--health", machine.Health)
