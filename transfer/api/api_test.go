@@ -312,18 +312,13 @@ func testAdminNetwork(t *testing.T, pg *testsvc.PG, clamd string) {
 func testCorruptBlob(t *testing.T, pg *testsvc.PG, clamd string) {
 	e := newEnv(t, pg, clamd)
 	s := e.login("alice", "user")
-	msg := e.draft(s)
 	data := randomFile(t, 3<<20)
-	var up fileJSON
-	json.NewDecoder(upload(e, s, msg, "a.bin", data).Body).Decode(&up)
-	var sent struct{ Links map[string]string }
-	json.NewDecoder(e.do("POST", msg+"/send", s, nil).Body).Decode(&sent)
+	link := e.sentFile(s, "a.bin", data)
 	blobs, _ := os.ReadDir(filepath.Join(e.st.DataDir, "blobs"))
 	p := filepath.Join(e.st.DataDir, "blobs", blobs[0].Name())
 	f, _ := os.OpenFile(p, os.O_WRONLY, 0)
 	f.WriteAt([]byte("X"), 2<<20+5) // flip a byte in the last chunk
 	f.Close()
-	link := sent.Links["bob@example.com"] + "/files/" + itoa(up.ID)
 	resp := e.do("GET", link, session{}, nil)
 	got, err := io.ReadAll(resp.Body)
 	if err == nil && len(got) == len(data) {

@@ -376,13 +376,8 @@ func clamdConns(t *testing.T, sock string) int {
 func testRangeCost(t *testing.T, pg *testsvc.PG, clamd string) {
 	e := newEnv(t, pg, clamd)
 	s := e.login("alice", "user")
-	msg := e.draft(s)
 	data := randomFile(t, 16<<20)
-	var up fileJSON
-	json.NewDecoder(upload(e, s, msg, "big.bin", data).Body).Decode(&up)
-	var sent struct{ Links map[string]string }
-	json.NewDecoder(e.do("POST", msg+"/send", s, nil).Body).Decode(&sent)
-	link := sent.Links["bob@example.com"] + "/files/" + itoa(up.ID)
+	link := e.sentFile(s, "big.bin", data)
 	const requests = 5
 	before := rchar(t)
 	for i := range requests {

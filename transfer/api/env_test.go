@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -222,6 +223,22 @@ func (e *env) draft(s session) string {
 	var m struct{ ID int64 }
 	json.NewDecoder(resp.Body).Decode(&m)
 	return "/api/messages/" + itoa(m.ID)
+}
+
+// sentFile uploads data as name into a new message of s, sends it, and
+// returns the recipient's download link for that file.
+func (e *env) sentFile(s session, name string, data []byte) string {
+	e.t.Helper()
+	msg := e.draft(s)
+	var up fileJSON
+	json.NewDecoder(e.do("POST", msg+"/files?name="+url.QueryEscape(name), s, bytes.NewReader(data)).Body).Decode(&up)
+	var sent struct{ Links map[string]string }
+	json.NewDecoder(e.do("POST", msg+"/send", s, nil).Body).Decode(&sent)
+	link, ok := sent.Links["bob@example.com"]
+	if !ok || up.ID == 0 {
+		e.t.Fatalf("upload and send of %s: file %+v, links %v", name, up, sent.Links)
+	}
+	return link + "/files/" + itoa(up.ID)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -267,24 +267,12 @@ func (s *Server) auditFailure(r *http.Request, e audit.Event) {
 }
 
 // FlushAudit writes the failure counts of a throttle window that has
-// ended; RunAuditFlush calls it, so counts reach the trail even when no
-// further failure comes.
+// ended; transferd calls it every AuditFlushInterval, so counts reach the
+// trail even when no further failure comes.
 func (s *Server) FlushAudit() error { return s.writeSummaries(s.throttle.Flush(s.cfg.Now())) }
 
-// RunAuditFlush calls FlushAudit every tenth of a throttle window until
-// ctx ends.
-func (s *Server) RunAuditFlush(ctx context.Context) {
-	t := time.NewTicker(s.throttle.Window / 10)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.FlushAudit() // logged by writeSummaries
-		}
-	}
-}
+// AuditFlushInterval is a tenth of the throttle's window.
+const AuditFlushInterval = audit.DefaultThrottleWindow / 10
 
 func (s *Server) writeSummaries(due []audit.Event) error {
 	if len(due) == 0 {

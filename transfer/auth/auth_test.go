@@ -58,17 +58,23 @@ func TestStrengthRegexAndBadPolicy(t *testing.T) {
 	}
 }
 
+// guess makes n guesses, the i-th at at(i) against key(i), and returns
+// how many the limiter let through to the password check (each fails).
+func guess(l *Limiter, n int, at func(int) time.Time, key func(int) string) (allowed int) {
+	for i := range n {
+		if ok, _ := l.Allow(at(i), key(i)); ok {
+			allowed++
+			l.Fail(at(i), key(i))
+		}
+	}
+	return allowed
+}
+
 func TestLimiterLocksAndBacksOff(t *testing.T) {
 	l := NewLimiter(5, 15*time.Minute)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	allowed := 0
-	for i := range 1000 {
-		at := now.Add(time.Duration(i) * 10 * time.Millisecond)
-		if ok, _ := l.Allow(at, "addr:10.0.0.9"); ok {
-			allowed++
-			l.Fail(at, "addr:10.0.0.9")
-		}
-	}
+	allowed := guess(l, 1000, func(i int) time.Time { return now.Add(time.Duration(i) * 10 * time.Millisecond) },
+		func(int) string { return "addr:10.0.0.9" })
 	if allowed != 5 {
 		t.Fatalf("1000 guesses in one window: %d reached the password check, want 5", allowed)
 	}
@@ -155,14 +161,8 @@ func TestSourceKey(t *testing.T) {
 func TestLimiterIPv6Rotation(t *testing.T) {
 	l := NewLimiter(5, 15*time.Minute)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	allowed := 0
-	for i := range 1000 {
-		key := SourceKey(fmt.Sprintf("2001:db8:1:2::%x", i+1), 64)
-		if ok, _ := l.Allow(now, key); ok {
-			allowed++
-			l.Fail(now, key)
-		}
-	}
+	allowed := guess(l, 1000, func(int) time.Time { return now },
+		func(i int) string { return SourceKey(fmt.Sprintf("2001:db8:1:2::%x", i+1), 64) })
 	if allowed != 5 {
 		t.Fatalf("1000 guesses from 1000 addresses of one /64: %d reached the password check, want 5", allowed)
 	}

@@ -77,7 +77,7 @@ func Run(ctx context.Context, o Options) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	go sweeper.Run(bg, time.Hour)
-	go srv.RunAuditFlush(bg)
+	go every(bg, api.AuditFlushInterval, func(context.Context) { srv.FlushAudit() }) // failures are logged by FlushAudit
 	go watchdog(bg, st, o.Log)
 	notify(o.Log, daemon.SdNotifyReady)
 	o.Log.Info("transferd ready", "listen", l.Addr().String(), "data_dir", o.DataDir)
@@ -147,21 +147,27 @@ func watchdog(ctx context.Context, st *store.Store, log *slog.Logger) {
 	if err != nil || interval == 0 {
 		return
 	}
-	t := time.NewTicker(interval / 2)
+	every(ctx, interval/2, func(ctx context.Context) {
+		pctx, cancel := context.WithTimeout(ctx, interval/4)
+		defer cancel()
+		if _, _, err := st.Counts(pctx); err != nil {
+			log.Error("watchdog: database unhealthy, not pinging", "err", err)
+			return
+		}
+		notify(log, daemon.SdNotifyWatchdog)
+	})
+}
+
+// every calls f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			f(ctx)
 		}
-		pctx, cancel := context.WithTimeout(ctx, interval/4)
-		_, _, err := st.Counts(pctx)
-		cancel()
-		if err != nil {
-			log.Error("watchdog: database unhealthy, not pinging", "err", err)
-			continue
-		}
-		notify(log, daemon.SdNotifyWatchdog)
 	}
 }
