@@ -74,7 +74,7 @@ test-unit: ## only the tests that need neither root nor services
 LIVE_OWN    := TestLive(LUKSControl|LUKSTPM2|SafeApplyTap|FirmwareBoot)$$
 LIVE_ELSE   := TestLiveDeployLocal|TestLiveBootTime|TestLiveSmoke
 LIVE_TEST   := BULWARK_LONG=1 $(GO) test -count=1 -timeout 45m -v
-test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~20 min)
+test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~26 min)
 	@set +e; rc=$$(mktemp -d); \
 	{ $(LIVE_TEST) -run 'TestLive' -skip '$(LIVE_OWN)|$(LIVE_ELSE)' ./tests/ 2>&1; echo $$? > $$rc/shared; } | sed -u 's/^/[shared] /' & \
 	{ $(LIVE_TEST) -run '$(LIVE_OWN)' ./tests/ 2>&1; echo $$? > $$rc/own; } | sed -u 's/^/[own] /' & \
