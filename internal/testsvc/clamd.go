@@ -81,30 +81,44 @@ LogTime yes
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatalf("testsvc: write clamd.conf: %v", err)
 	}
-	cmd := exec.Command("clamd", "--config-file="+confPath)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testsvc: start clamd: %v", err)
+	d := startDaemon(t, exec.Command("clamd", "--config-file="+confPath))
+	c := &Clam{Socket: sock, Pid: d.cmd.Process.Pid, Conf: confPath, stop: d.stop}
+	if err := waitSocket(sock, 60*time.Second, d.done); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "clamd.log"))
+		t.Fatalf("testsvc: clamd: %v\n%s\n%s", err, d.out.String(), log)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	return c
+}
+
+// daemon is a service process a test started in the foreground.
+type daemon struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer // its stdout and stderr
+	done chan struct{} // closed when it has exited
+	stop func()        // SIGTERM, SIGKILL after 10 s; idempotent; also run at cleanup
+}
+
+// startDaemon starts cmd and stops it when the test ends.
+func startDaemon(t testing.TB, cmd *exec.Cmd) *daemon {
+	t.Helper()
+	d := &daemon{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = d.out, d.out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testsvc: start %s: %v", cmd.Path, err)
+	}
+	go func() { cmd.Wait(); close(d.done) }()
 	var once sync.Once
-	c := &Clam{Socket: sock, Pid: cmd.Process.Pid, Conf: confPath, stop: func() {
+	d.stop = func() {
 		once.Do(func() {
 			cmd.Process.Signal(syscall.SIGTERM)
 			select {
-			case <-done:
+			case <-d.done:
 			case <-time.After(10 * time.Second):
 				cmd.Process.Kill()
-				<-done
+				<-d.done
 			}
 		})
-	}}
-	t.Cleanup(c.Stop)
-	if err := waitSocket(sock, 60*time.Second, done); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "clamd.log"))
-		t.Fatalf("testsvc: clamd: %v\n%s\n%s", err, out.String(), log)
 	}
-	return c
+	t.Cleanup(d.stop)
+	return d
 }

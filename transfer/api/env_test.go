@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,51 +30,16 @@ import (
 // PostgreSQL, its own data dir, the real clamd, served on a Unix socket the
 // way nginx reaches it.
 type env struct {
-	t      testing.TB
-	pol    *policies.Policy
-	st     *store.Store
-	srv    *Server
-	clam   *scan.Client
-	sock   string
-	client *http.Client
-	realIP string // X-Real-IP the "nginx" in front sends
-	now    time.Time
-	// journal records what the audit logger sends to its second sink
-	// (journald on the appliance; none runs here).
-	journal *journalRecorder
+	t       testing.TB
+	pol     *policies.Policy
+	st      *store.Store
+	srv     *Server
+	clam    *scan.Client
+	sock    string
+	client  *http.Client
+	realIP  string // X-Real-IP the "nginx" in front sends
+	now     time.Time
 	handler atomic.Pointer[http.Handler]
-}
-
-// journalRecorder is the audit logger's second sink in these tests. It
-// stands for journald, which is not running on the test machine; fail
-// makes it refuse every event, as a journald that is gone does.
-type journalRecorder struct {
-	mu     sync.Mutex
-	events []audit.Event
-	fail   bool
-}
-
-func (j *journalRecorder) send(e audit.Event) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.fail {
-		return errors.New("journald stand-in: refusing events")
-	}
-	j.events = append(j.events, e)
-	return nil
-}
-
-// find returns the recorded events named event.
-func (j *journalRecorder) find(event string) []audit.Event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var out []audit.Event
-	for _, e := range j.events {
-		if e.Event == event {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 func newEnv(t testing.TB, pg *testsvc.PG, clamdSock string, tweak ...func(*policies.Policy)) *env {
@@ -95,7 +58,7 @@ func newEnv(t testing.TB, pg *testsvc.PG, clamdSock string, tweak ...func(*polic
 		t.Fatal(err)
 	}
 	t.Cleanup(st.Close)
-	e := &env{t: t, pol: pol, st: st, realIP: "10.1.2.3", now: time.Now(), journal: &journalRecorder{}}
+	e := &env{t: t, pol: pol, st: st, realIP: "10.1.2.3", now: time.Now()}
 	e.clam = &scan.Client{Socket: clamdSock, Timeout: 10 * time.Second}
 	e.restart(4)
 	e.sock = filepath.Join(t.TempDir(), "transferd.sock")
@@ -120,7 +83,9 @@ func newEnv(t testing.TB, pg *testsvc.PG, clamdSock string, tweak ...func(*polic
 func (e *env) restart(bcryptCost int) {
 	e.t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := New(Config{Policy: e.pol, Store: e.st, Scanner: e.clam, Audit: audit.NewWithSink(e.st.DB, e.journal.send), Log: log,
+	// The audit logger writes to journald too when one answers (tests that
+	// read it back start one first: testsvc.Journald).
+	srv, err := New(Config{Policy: e.pol, Store: e.st, Scanner: e.clam, Audit: audit.New(e.st.DB, log), Log: log,
 		BcryptCost: bcryptCost, Now: func() time.Time { return e.now }})
 	if err != nil {
 		e.t.Fatal(err)

@@ -33,11 +33,11 @@ type Logger struct {
 }
 
 // Sink is the second destination of every event besides the table:
-// journald in production (and syslog forwarding from there).
+// journald (and syslog forwarding from there).
 type Sink func(Event) error
 
-// Journald sends e to journald with structured fields (BULWARK_EVENT, …).
-func Journald(e Event) error { return journal.Send(Message(e), priority(e), journalVars(e)) }
+// journald sends e to journald with structured fields (BULWARK_EVENT, …).
+func journald(e Event) error { return journal.Send(Message(e), priority(e), journalVars(e)) }
 
 // New returns a logger. When journald is not reachable (tests, containers)
 // events go to the table only, and that is logged once here rather than
@@ -47,14 +47,10 @@ func New(db *store.DB, log *slog.Logger) *Logger {
 		log.Warn("journald unavailable: audit events are written to the audit table only")
 		return &Logger{db: db}
 	}
-	return &Logger{db: db, journal: Journald}
+	return &Logger{db: db, journal: journald}
 }
 
-// NewWithSink returns a logger that writes to the table and to sink instead
-// of journald (a forwarder, or a test's recorder).
-func NewWithSink(db *store.DB, sink Sink) *Logger { return &Logger{db: db, journal: sink} }
-
-// Journal reports whether events also go to a second sink.
+// Journal reports whether events also go to journald.
 func (l *Logger) Journal() bool { return l.journal != nil }
 
 // Log records e in both sinks, each attempted whatever the other did, so
