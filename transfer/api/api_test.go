@@ -204,20 +204,9 @@ func testBadInput(t *testing.T, pg *testsvc.PG, clamd string) {
 // truncatedUpload announces 4096 bytes, sends 100 and half-closes, the way
 // a client dies mid-upload.
 func truncatedUpload(t *testing.T, e *env, s session, msg string) *http.Response {
-	c, err := net.Dial("unix", e.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s/files?name=t.bin HTTP/1.1\r\nHost: x\r\nX-Real-IP: 10.1.2.3\r\nCookie: %s=%s\r\nX-CSRF-Token: %s\r\nContent-Length: 4096\r\n\r\n",
-		msg, SessionCookie, s.cookie, s.csrf)
+	c := e.rawUpload(s, msg, "t.bin", 4096)
 	c.Write(make([]byte, 100))
-	c.(*net.UnixConn).CloseWrite()
-	resp, err := http.ReadResponse(bufioReader(c), nil)
-	if err != nil {
-		t.Fatalf("truncated upload: read response: %v", err)
-	}
-	return resp
+	return e.halfClose(c)
 }
 
 func testBruteForce(t *testing.T, pg *testsvc.PG, clamd string) {

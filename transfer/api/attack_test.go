@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,24 +33,13 @@ import (
 // do after their body, and reads the answer.
 func rawUpload(t *testing.T, e *env, s session, msg, name string, body []byte, hangUp bool) *http.Response {
 	t.Helper()
-	c, err := net.Dial("unix", e.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s/files?name=%s HTTP/1.1\r\nHost: x\r\nX-Real-IP: %s\r\nCookie: %s=%s\r\nX-CSRF-Token: %s\r\nContent-Length: %d\r\n\r\n",
-		msg, url.QueryEscape(name), e.realIP, SessionCookie, s.cookie, s.csrf, len(body))
+	c := e.rawUpload(s, msg, name, len(body))
 	c.Write(body)
 	if hangUp {
+		c.Close()
 		return nil
 	}
-	c.(*net.UnixConn).CloseWrite()
-	resp, err := http.ReadResponse(bufioReader(c), nil)
-	if err != nil {
-		t.Fatalf("upload, half-closed: read response: %v", err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
+	return e.halfClose(c)
 }
 
 // waitAudit polls until want audit rows named event exist (the server
@@ -326,13 +314,7 @@ func testSlowUpload(t *testing.T, pg *testsvc.PG, clamd string) {
 	e := newEnv(t, pg, own.Socket, func(p *policies.Policy) { p.Transfer.IdleTimeout.Duration = 2 * time.Second })
 	s := e.login("slowpoke", "user")
 	msg := e.draft(s)
-	c, err := net.Dial("unix", e.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST %s/files?name=slow.bin HTTP/1.1\r\nHost: x\r\nX-Real-IP: %s\r\nCookie: %s=%s\r\nX-CSRF-Token: %s\r\nContent-Length: %d\r\n\r\n",
-		msg, e.realIP, SessionCookie, s.cookie, s.csrf, 4<<20)
+	c := e.rawUpload(s, msg, "slow.bin", 4<<20)
 	c.Write(randomFile(t, 64<<10))
 	time.Sleep(500 * time.Millisecond)
 	if n := clamdConns(t, own.Socket); n != 1 {

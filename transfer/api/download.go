@@ -153,12 +153,8 @@ func setDownloadHeaders(w http.ResponseWriter, f *store.File) {
 // recorded, and headers that do not parse (ServeContent answers those),
 // fall back to verifying the whole blob.
 func verifyRange(blob *os.File, f *store.File, header string) error {
-	st, err := blob.Stat()
-	if err != nil {
-		return fmt.Errorf("stat blob: %w", err)
-	}
-	if st.Size() != f.Size {
-		return fmt.Errorf("%w: file %d: blob has %d bytes, recorded %d", store.ErrIntegrity, f.ID, st.Size(), f.Size)
+	if err := sizeMatches(blob, f); err != nil {
+		return err
 	}
 	pieces, ok := rangePieces(header, f.Size)
 	if f.ChunkSHA256 == nil || !ok {
@@ -222,6 +218,18 @@ func rangePieces(header string, size int64) ([]int64, bool) {
 	return out, true
 }
 
+// sizeMatches checks the blob's size against the one recorded at upload.
+func sizeMatches(blob *os.File, f *store.File) error {
+	st, err := blob.Stat()
+	if err != nil {
+		return fmt.Errorf("stat blob: %w", err)
+	}
+	if st.Size() != f.Size {
+		return fmt.Errorf("%w: file %d: blob has %d bytes, recorded %d", store.ErrIntegrity, f.ID, st.Size(), f.Size)
+	}
+	return nil
+}
+
 // verifyBlob reads the whole blob and checks its size and SHA-256.
 func verifyBlob(blob *os.File, f *store.File) error {
 	h := sha256.New()
@@ -244,12 +252,8 @@ func verifyBlob(blob *os.File, f *store.File) error {
 // The bulk goes out with io.Copy from the *os.File, which lets the kernel
 // use sendfile/splice where the connection supports it.
 func streamVerified(w io.Writer, blob *os.File, f *store.File) error {
-	st, err := blob.Stat()
-	if err != nil {
-		return fmt.Errorf("stat blob: %w", err)
-	}
-	if st.Size() != f.Size {
-		return fmt.Errorf("%w: file %d: blob has %d bytes, recorded %d", store.ErrIntegrity, f.ID, st.Size(), f.Size)
+	if err := sizeMatches(blob, f); err != nil {
+		return err
 	}
 	verified := make(chan error, 1)
 	go func() {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -204,6 +205,34 @@ func (e *env) sentFile(s session, name string, data []byte) string {
 		e.t.Fatalf("upload and send of %s: file %+v, links %v", name, up, sent.Links)
 	}
 	return link + "/files/" + itoa(up.ID)
+}
+
+// rawUpload opens a connection of its own and sends an upload's request
+// line and headers by hand, announcing declared bytes, so a test can send
+// less, stall, hang up or half-close, as clients do. The connection is
+// closed when the test ends.
+func (e *env) rawUpload(s session, msg, name string, declared int) *net.UnixConn {
+	e.t.Helper()
+	c, err := net.Dial("unix", e.sock)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST %s/files?name=%s HTTP/1.1\r\nHost: x\r\nX-Real-IP: %s\r\nCookie: %s=%s\r\nX-CSRF-Token: %s\r\nContent-Length: %d\r\n\r\n",
+		msg, url.QueryEscape(name), e.realIP, SessionCookie, s.cookie, s.csrf, declared)
+	return c.(*net.UnixConn)
+}
+
+// halfClose closes c's sending side and reads the answer.
+func (e *env) halfClose(c *net.UnixConn) *http.Response {
+	e.t.Helper()
+	c.CloseWrite()
+	resp, err := http.ReadResponse(bufioReader(c), nil)
+	if err != nil {
+		e.t.Fatalf("half-closed request: read response: %v", err)
+	}
+	e.t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

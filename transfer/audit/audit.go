@@ -29,12 +29,8 @@ type Event struct {
 // Logger writes events to both sinks.
 type Logger struct {
 	db      *store.DB
-	journal Sink // nil when journald is unreachable
+	journal func(Event) error // journald; nil when it is unreachable
 }
-
-// Sink is the second destination of every event besides the table:
-// journald (and syslog forwarding from there).
-type Sink func(Event) error
 
 // journald sends e to journald with structured fields (BULWARK_EVENT, …).
 func journald(e Event) error { return journal.Send(Message(e), priority(e), journalVars(e)) }
