@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,9 +20,10 @@ import (
 // Files and units audit.forward owns.
 const (
 	ForwardFile = "/etc/rsyslog.d/60-bulwark-forward.conf"
-	// candidate is where a new config is checked before it goes live; not
-	// under /etc/rsyslog.d, whose *.conf the running daemon would read.
-	candidate = "/tmp/.bulwark-rsyslog-candidate.conf"
+	// candidate names the config checked before it goes live, inside the
+	// pre-flight's private scratch directory under /tmp: not under
+	// /etc/rsyslog.d, whose *.conf the running daemon would read.
+	candidate = "rsyslog.conf"
 	// QueueFile names the disk queue in rsyslog's work directory
 	// (/var/spool/rsyslog on Debian).
 	QueueFile = "bulwark-siem"
@@ -133,12 +133,15 @@ func (f *Forward) Apply(ctx context.Context, h host.Host) error {
 // a test, not a change, so it bypasses the host's change record; it is
 // checked even under dry-run, since it changes nothing.
 func preflight(ctx context.Context, h host.Host, want []byte) error {
-	real := filepath.Join(h.Root(), candidate)
-	if err := os.WriteFile(real, want, 0o600); err != nil {
+	s, err := host.NewScratch(h, "rsyslog")
+	if err != nil {
 		return forwardMeta.Wrap("pre-flight", err)
 	}
-	defer os.Remove(real)
-	if out, err := check.Combined(ctx, h, "rsyslogd", "-N1", "-f", candidate); err != nil {
+	defer s.Close()
+	if err := s.Write(candidate, want); err != nil {
+		return forwardMeta.Wrap("pre-flight", err)
+	}
+	if out, err := check.Combined(ctx, h, "rsyslogd", "-N1", "-f", s.Target(candidate)); err != nil {
 		return fmt.Errorf("audit.forward: pre-flight `rsyslogd -N1` refused the new config, nothing written: %w (%s)", err, strings.TrimSpace(string(out)))
 	}
 	return nil

@@ -8,51 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 )
-
-// Scratch is a private directory under the target's /tmp for pre-flight
-// candidates. Candidates are tests, not changes: they bypass the host's
-// change record and journal, are written even under --dry-run, and are
-// removed by Close.
-type Scratch struct {
-	real, target string
-}
-
-// NewScratch makes a scratch directory in h's root.
-func NewScratch(h host.Host, prefix string) (*Scratch, error) {
-	tmp := filepath.Join(h.Root(), "tmp")
-	real, err := os.MkdirTemp(tmp, ".bulwark-"+prefix+"-")
-	if err != nil {
-		return nil, fmt.Errorf("pre-flight scratch dir in %s: %w", tmp, err)
-	}
-	return &Scratch{real: real, target: path.Join("/tmp", filepath.Base(real))}, nil
-}
-
-// Target is the directory (or rel inside it) as the target sees it, for
-// commands run through the host.
-func (s *Scratch) Target(rel string) string { return path.Join(s.target, rel) }
-
-// Write puts data at rel inside the scratch directory.
-func (s *Scratch) Write(rel string, data []byte) error {
-	real := filepath.Join(s.real, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(real), 0o700); err != nil {
-		return fmt.Errorf("pre-flight: mkdir for %s: %w", rel, err)
-	}
-	if err := os.WriteFile(real, data, 0o600); err != nil {
-		return fmt.Errorf("pre-flight: write %s: %w", rel, err)
-	}
-	return nil
-}
-
-// Close removes the directory and everything in it.
-func (s *Scratch) Close() { os.RemoveAll(s.real) }
 
 // analyzer is the target's systemd-analyze (Debian and Ubuntu alike).
 const analyzer = "/usr/bin/systemd-analyze"
@@ -106,7 +66,7 @@ func PreflightUnits(ctx context.Context, h host.Host, m Meta, files ...UnitFile)
 	} else if err != nil {
 		return m.Wrap("pre-flight", err)
 	}
-	s, err := NewScratch(h, "units")
+	s, err := host.NewScratch(h, "units")
 	if err != nil {
 		return m.Wrap("pre-flight", err)
 	}
@@ -147,7 +107,7 @@ const standIn = "# bulwark pre-flight stand-in: the real unit is installed later
 // does not read the drop-ins of a unit it cannot find, so without one the
 // drop-in's own lines would go unchecked. Other unit types get no stand-in;
 // their missing unit fails the pre-flight.
-func standIns(h host.Host, s *Scratch, files []UnitFile, names []string) error {
+func standIns(h host.Host, s *host.Scratch, files []UnitFile, names []string) error {
 	for _, name := range names {
 		if !strings.HasSuffix(name, ".service") || installed(h, files, name) {
 			continue

@@ -5,7 +5,6 @@ package fips
 import (
 	"context"
 	"debug/buildinfo"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -77,7 +76,13 @@ func (c *Service) Verify(ctx context.Context, h host.Host) []provision.Finding {
 // not the validated module.
 func (c *Service) binary(h host.Host) provision.Finding {
 	f := c.m.Finding("transferd build", "built with GOFIPS140=v1.x (Go's FIPS 140-3 module)")
-	ev, fips := BuildFIPS(filepath.Join(h.Root(), Binary))
+	// Resolved inside the root: transferd may be installed as a link, and
+	// offline an absolute one must not be followed onto the build machine.
+	real, err := host.RealPath(h, Binary)
+	if err != nil {
+		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: Binary, Read: err.Error()})
+	}
+	ev, fips := BuildFIPS(real)
 	e := provision.Evidence{Source: Binary + " build info", Read: ev}
 	switch {
 	case fips == "":

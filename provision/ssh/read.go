@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,25 +39,6 @@ func sshd(ctx context.Context, h host.Host, args ...string) ([]byte, error) {
 	}
 	return out, nil
 }
-
-// scratchPath is a host path for a scratch file at target path p. It is
-// used only for the pre-flight candidate, which must not go through the
-// host's change record: it is not a change, it is a test.
-func scratchPath(h host.Host, p string) (string, error) {
-	return filepath.Join(h.Root(), p), nil
-}
-
-func writeScratch(real string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(real), 0o755); err != nil {
-		return fmt.Errorf("mkdir for %s: %w", real, err)
-	}
-	if err := os.WriteFile(real, data, 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", real, err)
-	}
-	return nil
-}
-
-func removeScratch(real string) { os.Remove(real) }
 
 // parseEffective reads `sshd -T` output: "keyword value…" per line, some
 // keywords (listenaddress, hostkey) repeated.

@@ -106,8 +106,8 @@ func TestPreflightRefusesBadConfig(t *testing.T) {
 			t.Errorf("refused config recorded as a change: %v", c)
 		}
 	}
-	if m, _ := filepath.Glob(filepath.Join(root, candidate)); len(m) != 0 {
-		t.Errorf("candidate left behind: %v", m)
+	if m, _ := filepath.Glob(filepath.Join(root, "tmp", ".bulwark-sshd-*")); len(m) != 0 {
+		t.Errorf("pre-flight scratch left behind: %v", m)
 	}
 }
 

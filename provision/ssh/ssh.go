@@ -22,11 +22,12 @@ import (
 const (
 	DropIn     = "/etc/ssh/sshd_config.d/50-bulwark.conf"
 	MainConfig = "/etc/ssh/sshd_config"
-	// candidate is where a new drop-in is tested before it goes live (not
-	// /run: offline, sshd gets a fresh tmpfs there); it is removed after.
-	candidate = "/tmp/.bulwark-sshd-candidate.conf"
-	include   = "Include /etc/ssh/sshd_config.d/*.conf"
+	include    = "Include /etc/ssh/sshd_config.d/*.conf"
 )
+
+// candidate names the config `sshd -t` checks before the drop-in goes
+// live, inside the pre-flight's private scratch directory.
+const candidate = "sshd_config"
 
 // Idle sessions: the daemon probes a silent client every 5 minutes and
 // drops it after 3 unanswered probes, so a dead admin session does not
@@ -228,15 +229,18 @@ func (d *Daemon) preflight(ctx context.Context, h host.Host, want []byte) error 
 		return fmt.Errorf("ssh.daemon: read %s: %w", MainConfig, err)
 	}
 	full := append(append([]byte{}, want...), main...)
-	real, err := scratchPath(h, candidate)
+	// The candidate is a test, not a change: it goes to a private scratch
+	// directory under the target's /tmp (not /run, which sshd gets fresh
+	// offline), not through the host's change record, and is removed after.
+	s, err := host.NewScratch(h, "sshd")
 	if err != nil {
-		return err
-	}
-	if err := writeScratch(real, full); err != nil {
 		return fmt.Errorf("ssh.daemon: pre-flight: %w", err)
 	}
-	defer removeScratch(real)
-	if out, err := sshd(ctx, h, "-t", "-f", candidate); err != nil {
+	defer s.Close()
+	if err := s.Write(candidate, full); err != nil {
+		return fmt.Errorf("ssh.daemon: pre-flight: %w", err)
+	}
+	if out, err := sshd(ctx, h, "-t", "-f", s.Target(candidate)); err != nil {
 		return fmt.Errorf("ssh.daemon: pre-flight `sshd -t` refused the new config, nothing written: %w (%s)", err, strings.TrimSpace(string(out)))
 	}
 	return nil

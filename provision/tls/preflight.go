@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 const (
@@ -31,7 +30,7 @@ const (
 // throwaway one made here and deleted with the scratch directory: nginx
 // checks that the files load, and no real key ever touches the image.
 func preflight(ctx context.Context, h host.Host, s Site) error {
-	scratch, err := check.NewScratch(h, "nginx")
+	scratch, err := host.NewScratch(h, "nginx")
 	if err != nil {
 		return fmt.Errorf("tls.nginx: %w", err)
 	}
@@ -65,7 +64,7 @@ func preflight(ctx context.Context, h host.Host, s Site) error {
 	return nil
 }
 
-func writeAll(s *check.Scratch, files map[string][]byte) error {
+func writeAll(s *host.Scratch, files map[string][]byte) error {
 	for name, data := range files {
 		if err := s.Write(name, data); err != nil {
 			return err
