@@ -45,11 +45,15 @@ func init() {
 		Long: `apply runs every enabled control's Apply, in order, and prints one line per
 change grouped by control. A second run changes nothing and says so.
 
+Changes that are not files (a command run, the kernel's firewall table
+replaced) are printed and journalled like files: a run that only repaired
+the live ruleset says so and keeps its journal.
+
 Before each change, the previous content, mode and owner of every file (and
-every command run) is journalled under /var/lib/bulwark/journal inside the
-root. A control that fails has its own changes rolled back, and the run
-stops naming the control and the step (exit 1). --rollback restores the
-last journal by hand.
+every other change, with its undo when known) is journalled under
+/var/lib/bulwark/journal inside the root. A control that fails has its own
+changes rolled back, and the run stops naming the control and the step
+(exit 1). --rollback restores the last journal by hand.
 
 Nothing is written before the tool that reads it accepts it: sshd -t,
 nginx -t, rsyslogd -N1 and systemd-analyze verify check each candidate, and
@@ -112,6 +116,8 @@ func runApply(cmd *cobra.Command, f applyFlags) error {
 	if err := runner.WriteApply(out, rep, f.dryRun, applyErr != nil); err != nil {
 		return err
 	}
+	// rep holds every change the host recorded, files or not, so a run
+	// that only repaired the live ruleset is not "nothing changed" here.
 	if j != nil && f.confirm == 0 && rep.Changed() == 0 && applyErr == nil {
 		if err := j.Discard(); err != nil {
 			return errors.Join(applyErr, err)

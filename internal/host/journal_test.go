@@ -65,8 +65,11 @@ func mustWrite(t *testing.T, p, s string, m fs.FileMode) {
 
 // TestJournalRollbackRestoresExactly changes a tree every way the host can
 // (new file, replaced content, mode only, removed file, removed symlink, a
-// command with an undo) and proves a whole-journal rollback gives back the
-// same tree, byte for byte and mode for mode.
+// command with an undo, an in-process change with an undo and one without)
+// and proves a whole-journal rollback gives back the same tree, byte for
+// byte and mode for mode. The change without an undo (a kernel table whose
+// undo is journalled separately) sits between file changes: rolling it
+// back runs nothing and does not stop the rollback.
 func TestJournalRollbackRestoresExactly(t *testing.T) {
 	root := t.TempDir()
 	mustWrite(t, root+"/etc/keep", "keep\n", 0o644)
@@ -98,9 +101,17 @@ func TestJournalRollbackRestoresExactly(t *testing.T) {
 		{"a.content", func() error { return h.WriteFile("/etc/content", []byte("new content\n"), 0o640) }},
 		{"b.mode", func() error { return h.WriteFile("/etc/mode", []byte("same\n"), 0o600) }},
 		{"b.remove", func() error { return h.Remove("/etc/gone") }},
+		{"b.do", func() error {
+			return h.Do(ctx, "replace a table (undone elsewhere)", nil, func(context.Context) error { return nil })
+		}},
 		{"b.link", func() error { return h.Remove("/etc/link") }},
 		{"c.exec", func() error {
 			return onHost.ExecUndo(ctx, "touch a marker", []string{"rm", "-f", root + "/marker"}, "touch", root+"/marker")
+		}},
+		{"c.do", func() error {
+			return onHost.Do(ctx, "make a marker in-process", []string{"rm", "-f", root + "/marker2"}, func(context.Context) error {
+				return os.WriteFile(root+"/marker2", nil, 0o600)
+			})
 		}},
 	}
 	for _, s := range steps {

@@ -25,12 +25,13 @@ type Local struct {
 // Option configures a Local host.
 type Option func(*Local)
 
-// DryRun makes every write and Exec a recorded no-op.
+// DryRun makes every write, Exec and Do a recorded no-op.
 func DryRun() Option { return func(l *Local) { l.dryRun = true } }
 
-// WithJournal records every file's before-state (and every command) in j
-// before the change is made, so apply can roll back. Dry runs record
-// nothing: nothing is changed.
+// WithJournal records every file's before-state (and every command or
+// other non-file change, with its undo when known) in j before the change
+// is made, so apply can roll back. Dry runs record nothing: nothing is
+// changed.
 func WithJournal(j *Journal) Option { return func(l *Local) { l.journal = j } }
 
 // AfterChange calls fn after each change has been made (not under dry-run).
@@ -353,20 +354,44 @@ func (l *Local) Exec(ctx context.Context, why string, name string, args ...strin
 // (run inside the root) is journalled before the command runs, so a
 // rollback can reverse it. A nil undo journals what was done, unreversible.
 func (l *Local) ExecUndo(ctx context.Context, why string, undo []string, name string, args ...string) error {
-	c := Change{Action: "exec", Detail: why}
+	argv := append([]string{name}, args...)
+	entry := func() Entry {
+		if undo == nil {
+			undo, _ = l.inferUndo(ctx, name, args)
+		}
+		return Entry{Action: "exec", Detail: why + ": " + strings.Join(argv, " "), Undo: undo}
+	}
+	return l.record(ctx, Change{Action: "exec", Detail: why}, entry, func(ctx context.Context) error { return l.Run(ctx, argv) })
+}
+
+// Do implements Doer: a change that is not a file and not a command (a
+// netlink batch) is recorded, dry-run and journalled exactly as Exec's
+// command is. fn's error is returned as is; it carries its own context.
+func (l *Local) Do(ctx context.Context, why string, undo []string, fn func(context.Context) error) error {
+	if fn == nil {
+		return fmt.Errorf("host: %s: no change given to make", why)
+	}
+	entry := func() Entry { return Entry{Action: "exec", Detail: why, Undo: undo} }
+	return l.record(ctx, Change{Action: "exec", Detail: why}, entry, fn)
+}
+
+// record is Exec's and Do's common path: c is recorded first, so a dry run
+// lists it; otherwise entry is journalled before apply runs, as a file's
+// before-state is. entry is built only then because inferring an undo asks
+// the target, which a dry run must not need. A crash between journal and
+// change leaves an entry for a change perhaps not made: an undo-less entry
+// rolls back as nothing, and an undo must be safe to run either way.
+func (l *Local) record(ctx context.Context, c Change, entry func() Entry, apply func(context.Context) error) error {
 	l.changes = append(l.changes, c)
 	if l.dryRun {
 		return nil
 	}
 	if l.journal != nil {
-		if undo == nil {
-			undo, _ = l.inferUndo(ctx, name, args)
-		}
-		if err := l.journal.add(Entry{Action: "exec", Detail: why + ": " + name + " " + strings.Join(args, " "), Undo: undo}); err != nil {
-			return fmt.Errorf("host: exec %s: nothing run: %w", name, err)
+		if err := l.journal.add(entry()); err != nil {
+			return fmt.Errorf("host: %s: nothing done: %w", c.Detail, err)
 		}
 	}
-	if err := l.Run(ctx, append([]string{name}, args...)); err != nil {
+	if err := apply(ctx); err != nil {
 		return err
 	}
 	l.changed(c)

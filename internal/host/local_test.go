@@ -2,8 +2,10 @@ package host
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -339,5 +341,94 @@ func mustMkdir(t *testing.T, p string) {
 	t.Helper()
 	if err := os.MkdirAll(p, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// notDoer is a Host that cannot record a change it does not make itself.
+type notDoer struct{ Host }
+
+// TestDo: a change that is neither a file nor a command is recorded as
+// Exec's are. It is made (journalled first) on a real run, only recorded
+// under dry-run, and refused, unmade, by a host that cannot record it.
+func TestDo(t *testing.T) {
+	failed := errors.New("batch refused")
+	tests := []struct {
+		name      string
+		dryRun    bool
+		journal   bool
+		notDoer   bool
+		fnErr     error
+		wantErr   string
+		wantRun   bool
+		wantEntry bool // journalled before fn ran
+		wantAfter bool // AfterChange saw it
+	}{
+		{name: "made", wantRun: true, wantAfter: true},
+		{name: "made and journalled", journal: true, wantRun: true, wantEntry: true, wantAfter: true},
+		{name: "dry run records only", dryRun: true, journal: true},
+		{name: "failure is returned", journal: true, fnErr: failed, wantErr: "batch refused", wantRun: true, wantEntry: true},
+		{name: "host cannot record", notDoer: true, wantErr: "cannot record a change"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			var j *Journal
+			var after []Change
+			opts := []Option{AfterChange(func(c Change) { after = append(after, c) })}
+			if tt.journal {
+				var err error
+				if j, err = NewJournal(root); err != nil {
+					t.Fatal(err)
+				}
+				opts = append(opts, WithJournal(j))
+			}
+			if tt.dryRun {
+				opts = append(opts, DryRun())
+			}
+			l, err := NewLocal(root, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var h Host = l
+			if tt.notDoer {
+				h = notDoer{l}
+			}
+			ran, journalled := false, false
+			err = Do(context.Background(), h, "replace table inet t", []string{"undo", "it"}, func(context.Context) error {
+				ran = true
+				journalled = j != nil && len(j.Entries()) == 1
+				return tt.fnErr
+			})
+			if (err == nil) != (tt.wantErr == "") || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+			if ran != tt.wantRun || journalled != tt.wantEntry {
+				t.Errorf("ran %v journalled-before %v, want %v %v", ran, journalled, tt.wantRun, tt.wantEntry)
+			}
+			want := []Change{{Action: "exec", Detail: "replace table inet t"}}
+			if tt.notDoer {
+				want = nil
+			}
+			if got := l.Changes(); !slices.Equal(got, want) {
+				t.Errorf("changes %v, want %v", got, want)
+			}
+			if (len(after) == 1) != tt.wantAfter {
+				t.Errorf("AfterChange saw %v, want it called: %v", after, tt.wantAfter)
+			}
+			if tt.wantEntry {
+				e := mustOpen(t, root, j.ID()).Entries()
+				if len(e) != 1 || e[0].Action != "exec" || e[0].Detail != "replace table inet t" || !slices.Equal(e[0].Undo, []string{"undo", "it"}) {
+					t.Errorf("journal on disk: %+v", e)
+				}
+			}
+		})
+	}
+}
+
+// TestDoWithoutChange: a nil change is an error, not a panic.
+func TestDoWithoutChange(t *testing.T) {
+	l, _ := newRoot(t)
+	if err := l.Do(context.Background(), "nothing", nil, nil); err == nil || len(l.Changes()) != 0 {
+		t.Errorf("nil fn: err %v, changes %v", err, l.Changes())
 	}
 }

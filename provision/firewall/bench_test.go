@@ -76,7 +76,7 @@ func benchApply(b *testing.B, n int) {
 		}
 		nftTotal += nftF(b, ref, file)
 		b.StartTimer()
-		if changed, err := f.ApplyKernel(ctx); err != nil || !changed {
+		if changed, err := f.applyKernel(ctx); err != nil || !changed {
 			b.Fatalf("apply: changed=%v err=%v", changed, err)
 		}
 	}
@@ -130,7 +130,7 @@ func BenchmarkConnRate(b *testing.B) {
 	for _, n := range []int{10, 10000} {
 		l := newLab(b)
 		listen(b, l.app, 8443)
-		if _, err := New(benchNetwork(b, n), Options{Conn: l.app.conn(b), Report: func(string) {}}).ApplyKernel(context.Background()); err != nil {
+		if _, err := New(benchNetwork(b, n), Options{Conn: l.app.conn(b), Report: func(string) {}}).applyKernel(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		sides = append(sides, &side{l: l})

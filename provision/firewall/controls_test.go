@@ -46,6 +46,17 @@ func applyFamily(t *testing.T, ns *netns, h host.Host, rep *reports) []provision
 	return cs
 }
 
+// execs are the recorded changes that are not files.
+func execs(cs []host.Change) []host.Change {
+	var out []host.Change
+	for _, c := range cs {
+		if c.Action == "exec" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func verifyAll(cs []provision.Control, h host.Host) []provision.Finding {
 	var out []provision.Finding
 	for _, c := range cs {
@@ -69,8 +80,8 @@ func TestFamilyAppliesOnce(t *testing.T) {
 	h := scratchHost(t, true)
 	var rep reports
 	cs := applyFamily(t, ns, h, &rep)
-	if len(rep.lines) != 1 || !strings.HasPrefix(rep.lines[0], "firewall: replaced table inet bulwark (") {
-		t.Errorf("7 controls applied: reports %q, want one replace", rep.lines)
+	if ex := execs(h.Changes()); len(ex) != 1 || !strings.HasPrefix(ex[0].Detail, "load table inet bulwark (") {
+		t.Errorf("7 controls applied: host recorded %v, want one table load", ex)
 	}
 	for _, f := range failures(verifyAll(cs, h)) {
 		t.Errorf("after apply: %s %s: %s (expected %s)", f.ControlID, f.Property, f.Actual, f.Expected)
@@ -129,10 +140,12 @@ func TestDriftIsFoundAndRepaired(t *testing.T) {
 				t.Errorf("finding %+v: want Fail with netlink evidence", *hit)
 			}
 			t.Logf("%s: %s: expected %s, actual %s", hit.ControlID, hit.Property, hit.Expected, hit.Actual)
-			// Re-apply repairs it; a third apply is a no-op.
+			// Re-apply repairs it, and the host records the repair; a
+			// third apply is a no-op.
+			before := len(h.Changes())
 			cs = applyFamily(t, ns, h, &rep)
-			if !strings.Contains(rep.last(), "replaced") {
-				t.Errorf("repair apply reported %q", rep.last())
+			if ex := execs(h.Changes()[before:]); len(ex) != 1 || !strings.Contains(ex[0].Detail, " table inet bulwark (") {
+				t.Errorf("repair apply recorded %v, want one table replacement", h.Changes()[before:])
 			}
 			if fs := failures(verifyAll(cs, h)); len(fs) > 0 {
 				t.Errorf("after repair: %v", fs)
@@ -154,7 +167,7 @@ func TestForeignTableSurvives(t *testing.T) {
 	var rep reports
 	f := New(testNetwork(t), Options{Conn: ns.conn(t), Report: rep.add})
 	for range 2 { // create, then replace after drift
-		if _, err := f.ApplyKernel(context.Background()); err != nil {
+		if _, err := f.applyKernel(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		ns.nft(t, "add", "rule", "inet", "bulwark", "input", "accept")
@@ -167,7 +180,7 @@ func TestForeignTableSurvives(t *testing.T) {
 func TestBadInputLeavesRulesetUntouched(t *testing.T) {
 	ns := newNetns(t, "bad")
 	ctx := context.Background()
-	if _, err := New(testNetwork(t), Options{Conn: ns.conn(t), Report: func(string) {}}).ApplyKernel(ctx); err != nil {
+	if _, err := New(testNetwork(t), Options{Conn: ns.conn(t), Report: func(string) {}}).applyKernel(ctx); err != nil {
 		t.Fatal(err)
 	}
 	before := ns.nft(t, "list", "ruleset")
@@ -189,7 +202,7 @@ func TestBadInputLeavesRulesetUntouched(t *testing.T) {
 	// batch is never sent.
 	f := New(testNetwork(t), Options{Conn: ns.conn(t), Report: func(string) {}})
 	f.rs.Chains[0].Rules = append(f.rs.Chains[0].Rules, rule("broken", saddrIn("no_such_set", false), accept))
-	if _, err := f.ApplyKernel(ctx); err == nil || !strings.Contains(err.Error(), "pre-flight in a scratch network namespace") {
+	if _, err := f.applyKernel(ctx); err == nil || !strings.Contains(err.Error(), "pre-flight in a scratch network namespace") {
 		t.Errorf("kernel-refused model: err = %v, want the pre-flight's refusal", err)
 	} else {
 		t.Logf("refused by pre-flight: %v", err)
@@ -262,11 +275,6 @@ func withHandles(t *testing.T, ns *netns, args []string) []string {
 	return out
 }
 
-// dryAt is a live scratch host that says it is dry-running.
-type dryAt struct{ liveAt }
-
-func (dryAt) DryRun() bool { return true }
-
 func TestDryRunLeavesKernelAlone(t *testing.T) {
 	ns := newNetns(t, "dry")
 	l, err := host.NewLocal(t.TempDir(), host.DryRun())
@@ -275,11 +283,15 @@ func TestDryRunLeavesKernelAlone(t *testing.T) {
 	}
 	var rep reports
 	for _, c := range ControlsWith(testNetwork(t), Options{Conn: ns.conn(t), Report: rep.add}) {
-		if err := c.Apply(context.Background(), dryAt{liveAt{l}}); err != nil {
+		if err := c.Apply(context.Background(), liveAt{l}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if out := ns.nft(t, "list", "tables"); strings.Contains(out, "bulwark") || !strings.Contains(rep.last(), "dry run: pre-flight passed") {
 		t.Errorf("dry run: tables %q, report %q", out, rep.lines)
+	}
+	// The load is recorded as a change that would be made.
+	if ex := execs(l.Changes()); len(ex) != 1 || !strings.HasPrefix(ex[0].Detail, "load table inet bulwark (") {
+		t.Errorf("dry run recorded %v, want the table load", ex)
 	}
 }

@@ -20,10 +20,11 @@ type Options struct {
 	// Conn is the nftables connection; nil dials the current network
 	// namespace (with BatchBuffer) on first use.
 	Conn *nftables.Conn
-	// Report receives one line per kernel apply: "ruleset unchanged" or
-	// "replaced table …". The host records file changes itself; the kernel
-	// table is not a file, so this is how its change is reported. nil
-	// writes to stderr.
+	// Report receives notes about the kernel table that are not changes:
+	// "ruleset unchanged", or that a dry run's pre-flight passed. A
+	// replacement is a change, so the host records it (see Apply) and apply
+	// reports and journals it with the files; it is never only a note here.
+	// nil writes to stderr.
 	Report func(msg string)
 }
 
@@ -68,12 +69,12 @@ func (f *Firewall) conn() (*nftables.Conn, error) {
 	return c, nil
 }
 
-// dryRunner is implemented by hosts that can say they are dry-running;
-// the kernel table is not a file, so the host cannot no-op it for us.
-type dryRunner interface{ DryRun() bool }
-
 // Apply writes the persistence files and, on a live host, replaces the
-// kernel table when it differs from the model.
+// kernel table when it differs from the model. The replacement goes through
+// the host (host.Do), as the files do: the host is the only record of what
+// apply changed, so a table repaired while its files were already right is
+// reported as a change and journalled, and under --dry-run it is recorded
+// as one that would be made and the kernel is not touched.
 func (f *Firewall) Apply(ctx context.Context, h host.Host) error {
 	if f.renderErr != nil {
 		return f.renderErr
@@ -84,14 +85,15 @@ func (f *Firewall) Apply(ctx context.Context, h host.Host) error {
 	if !h.Live() {
 		return nil
 	}
-	if d, ok := h.(dryRunner); ok && d.DryRun() {
-		if err := f.preflight(); err != nil {
-			return err
-		}
+	// No undo is journalled with the replacement: the whole table's undo
+	// is the snapshot safeapply.BeforeFamily journals before the family's
+	// first control runs, which rollback reaches after this entry.
+	differed, err := f.replaceTable(ctx, func(why string, replace func(context.Context) error) error {
+		return host.Do(ctx, h, why, nil, replace)
+	})
+	if err == nil && differed && h.DryRun() {
 		f.opts.Report(fmt.Sprintf("firewall: dry run: pre-flight passed in a scratch network namespace; table inet %s not touched", f.rs.Table))
-		return nil
 	}
-	_, err := f.ApplyKernel(ctx)
 	return err
 }
 
@@ -111,10 +113,14 @@ func (f *Firewall) applyOnce(ctx context.Context, h host.Host) error {
 	return err
 }
 
-// ApplyKernel compares the live table with the model and, only if they
-// differ, replaces it in one netlink batch. It reports whether it changed
-// anything.
-func (f *Firewall) ApplyKernel(ctx context.Context) (changed bool, err error) {
+// replaceTable compares the live table with the model and, only if they
+// differ, pre-flights the model and hands the one-batch replacement to
+// record, which makes it (or, dry-running, only records it) under a
+// description of what it replaces and why. It reports whether the table
+// differed. Nothing is queued on the connection outside replace, so when
+// record does not run it (a dry run) nothing is left behind to be flushed
+// by a later batch.
+func (f *Firewall) replaceTable(ctx context.Context, record func(why string, replace func(context.Context) error) error) (differed bool, err error) {
 	if f.renderErr != nil {
 		return false, f.renderErr
 	}
@@ -130,22 +136,41 @@ func (f *Firewall) ApplyKernel(ctx context.Context) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if len(diff(o.state(), live, f.rs.Table)) == 0 {
+	ds := diff(o.state(), live, f.rs.Table)
+	if len(ds) == 0 {
 		f.opts.Report(fmt.Sprintf("firewall: ruleset unchanged (table inet %s)", f.rs.Table))
 		return false, nil
 	}
 	if err := f.preflight(); err != nil {
 		return false, err
 	}
-	if err := o.queue(conn); err != nil {
-		return false, err
-	}
-	if err := conn.Flush(); err != nil {
-		return false, fmt.Errorf("firewall: replace table inet %s (nothing was changed): %w", f.rs.Table, err)
-	}
+	return true, record(f.replaceWhy(live, ds), func(ctx context.Context) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("firewall: replace table inet %s (nothing was changed): %w", f.rs.Table, err)
+		}
+		if err := o.queue(conn); err != nil {
+			return err
+		}
+		if err := conn.Flush(); err != nil {
+			return fmt.Errorf("firewall: replace table inet %s (nothing was changed): %w", f.rs.Table, err)
+		}
+		return nil
+	})
+}
+
+// replaceWhy is the recorded change: what is loaded, and what in the live
+// table made it necessary (the first difference; verify lists them all).
+func (f *Firewall) replaceWhy(live state, ds []drift) string {
 	rules, elems := f.rs.counts()
-	f.opts.Report(fmt.Sprintf("firewall: replaced table inet %s (%d rules, %d set elements)", f.rs.Table, rules, elems))
-	return true, nil
+	what := fmt.Sprintf("table inet %s (%d rules, %d set elements)", f.rs.Table, rules, elems)
+	if !live.Exists {
+		return "load " + what + ": it was not loaded"
+	}
+	why := "replace " + what + ": the live table differed from the policy at " + ds[0].What
+	if n := len(ds) - 1; n > 0 {
+		why += fmt.Sprintf(" and %d more", n)
+	}
+	return why
 }
 
 // drifts reads the live table and returns its differences from the model.

@@ -25,9 +25,9 @@
 //     model; an equal table is left alone and reported unchanged.
 //   - All controls of the family share one Firewall; the first applied
 //     writes everything, so a family apply flushes once.
-//   - Apply reports the kernel change through Options.Report (the host only
-//     records files). Under --dry-run it skips the kernel when the host says
-//     it is dry-running (an optional DryRun() bool method).
+//   - Apply makes the kernel change through the host (host.Do), which
+//     records it like a file: apply reports it, the journal keeps it, and
+//     under --dry-run it is recorded and the kernel is not touched.
 package firewall
 
 import (

@@ -123,7 +123,7 @@ func TestTrafficThroughRuleset(t *testing.T) {
 		t.Fatal("5432 unreachable before the firewall: lab is broken")
 	}
 	var rep reports
-	if _, err := New(testNetwork(t), Options{Conn: l.app.conn(t), Report: rep.add}).ApplyKernel(context.Background()); err != nil {
+	if _, err := New(testNetwork(t), Options{Conn: l.app.conn(t), Report: rep.add}).applyKernel(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
