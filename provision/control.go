@@ -29,6 +29,14 @@ type Control interface {
 	Verify(ctx context.Context, h host.Host) []Finding
 }
 
+// Alone is implemented by a control whose Verify must not overlap
+// another's, because it drives a shared daemon whose answer (or speed)
+// depends on what else is asking: the EICAR probe makes clamd scan. The
+// runner verifies the others concurrently and these one at a time after.
+type Alone interface {
+	VerifyAlone() bool
+}
+
 // Family builds a family's controls from the policy. Construction is where a
 // family reads the policy, so Apply and Verify see the same values.
 type Family struct {

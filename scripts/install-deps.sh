@@ -16,7 +16,7 @@ packages=(
   # firewall tests in network namespaces
   nftables iproute2 iputils-ping nmap
   # transferd's real dependencies and the benchmarks' references
-  postgresql-15 clamav clamav-daemon nginx-light wamerican openssl ssl-cert
+  postgresql-15 clamav clamav-daemon clamdscan nginx-light wamerican openssl ssl-cert
   ca-certificates curl
 )
 

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -18,10 +19,13 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestOfflineApplyVerify is issue 2's acceptance test, run as a user would:
 // build bulwark, harden a copy of the real Debian base tree, prove a second
@@ -247,6 +251,53 @@ func TestOfflineApplyAll(t *testing.T) {
 			t.Errorf("%s %q is not-applicable without a reason", f.ControlID, f.Property)
 		}
 	}
+	// Controls verify side by side by default: one at a time must find
+	// exactly the same, and what they find is pinned by a golden file so
+	// a speed-up that drops or renames a finding shows here.
+	out, code = runBulwark(t, bin, "verify", "--root", root, "--format", "json", "--jobs", "1")
+	if code != 0 {
+		t.Fatalf("verify --jobs 1: exit %d\n%s", code, out)
+	}
+	var seq provision.Results
+	if err := json.NewDecoder(strings.NewReader(out)).Decode(&seq); err != nil {
+		t.Fatalf("verify --jobs 1 --format json: %v\n%s", err, out)
+	}
+	if got, want := findingsText(res, true), findingsText(seq, true); got != want {
+		t.Errorf("concurrent verify differs from one at a time:\n%s", lineDiff(want, got))
+	}
+	testutil.Golden(t, "testdata/offline-verify.golden", []byte(findingsText(res, false)), *update)
+}
+
+// findingsText is one line per finding, without timings. full adds what
+// was expected, read and why, which may name versions and hashes that a
+// golden file should not pin.
+func findingsText(r provision.Results, full bool) string {
+	var b strings.Builder
+	for _, f := range r.Findings {
+		fmt.Fprintf(&b, "%s\t%s\t%s", f.ControlID, f.Property, f.Status)
+		if full {
+			fmt.Fprintf(&b, "\t%s\t%s\t%s\t%v", f.Expected, f.Actual, f.Reason, f.Evidence)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// lineDiff lists the lines only one side has.
+func lineDiff(want, got string) string {
+	var b strings.Builder
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for _, l := range w {
+		if !slices.Contains(g, l) {
+			b.WriteString("- " + l + "\n")
+		}
+	}
+	for _, l := range g {
+		if !slices.Contains(w, l) {
+			b.WriteString("+ " + l + "\n")
+		}
+	}
+	return b.String()
 }
 
 // stageOffline puts bulwark and transferd where the Packer provisioner

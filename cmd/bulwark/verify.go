@@ -23,6 +23,7 @@ var errVerifyFailed = errors.New("verify: some findings failed")
 func init() {
 	var rootDir, format, out string
 	var only []string
+	var o runner.VerifyOptions
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Prove every enabled control holds, with evidence",
@@ -30,23 +31,37 @@ func init() {
 the evidence it read. Exit 1 when any finding fails.
 
 Formats: text (a table and a summary line), json (the results that
-"bulwark evidence" reads), junit (JUnit XML for CI).`,
+"bulwark evidence" reads), junit (JUnit XML for CI).
+
+Controls verify side by side (--jobs, default one per CPU): Verify only
+reads, and the report is sorted the same whatever the order they finished
+in. A control that drives a shared daemon (clamav.daemon's EICAR scan)
+runs alone after the others.
+
+--profile runs the controls one at a time and prints, on stderr, each
+control's wall time and how many processes the system started while it
+ran, slowest first: the next slow control shows without reading code.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runVerify(cmd, rootDir, format, out, only)
+			return runVerify(cmd, rootDir, format, out, only, o)
 		},
 	}
 	cmd.Flags().StringVar(&rootDir, "root", "/", "target root `DIR` (\"/\" is the live system)")
 	cmd.Flags().StringVar(&format, "format", "text", "output `FORMAT`: text, json or junit")
 	cmd.Flags().StringVar(&out, "out", "", "write the report to `FILE` instead of stdout")
+	cmd.Flags().IntVar(&o.Jobs, "jobs", 0, "verify at most `N` controls at once (0: one per CPU)")
+	cmd.Flags().BoolVar(&o.Profile, "profile", false, "one control at a time; print each one's wall time and process starts to stderr")
 	addOnly(cmd, &only)
 	root.AddCommand(cmd)
 }
 
-func runVerify(cmd *cobra.Command, rootDir, format, out string, only []string) error {
+func runVerify(cmd *cobra.Command, rootDir, format, out string, only []string, o runner.VerifyOptions) error {
 	write, err := writer(format)
 	if err != nil {
 		return usageErr(err)
+	}
+	if o.Jobs < 0 {
+		return usageErr(fmt.Errorf("--jobs %d: want 0 (one per CPU) or more", o.Jobs))
 	}
 	p, err := loadPolicy()
 	if err != nil {
@@ -60,7 +75,12 @@ func runVerify(cmd *cobra.Command, rootDir, format, out string, only []string) e
 	if err != nil {
 		return usageErr(err)
 	}
-	res := runner.Verify(stageContext(cmd.Context()), h, controls, policies.Hash(p))
+	res, timings := runner.VerifyWith(stageContext(cmd.Context()), h, controls, policies.Hash(p), o)
+	if o.Profile {
+		if err := runner.WriteProfile(cmd.ErrOrStderr(), timings); err != nil {
+			return err
+		}
+	}
 	if err := emit(cmd.OutOrStdout(), out, res, write); err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ import (
 
 // diskFormat changes whenever the recipe below changes, so cached disks
 // built by an older recipe are not reused.
-const diskFormat = "disk-v2-firmware"
+const diskFormat = "disk-v3-wait-online-any"
 
 // DiskOptions says how to build the disk. The zero value is usable except
 // that a guest without AuthorizedKeys cannot be reached over SSH.
@@ -274,16 +274,27 @@ func diskTail(s string, n int) string {
 	return s
 }
 
-// guestFiles are written into the copy. The networkd file gives the one
-// NIC DHCP (QEMU user networking answers it).
+// guestFiles are written into the copy. The networkd file gives every
+// NIC DHCP (QEMU user networking answers it; a cloud's VPC does too).
+// network-online.target, which nginx is ordered after, must not wait for
+// every NIC: by default systemd-networkd-wait-online holds it until all
+// managed links are configured, so one NIC with no DHCP server (a second
+// interface addressed by hand, a VLAN not yet wired) held the web front
+// back for the tool's full 2-minute timeout while SSH was already up.
+// --any: online as soon as one link is.
 func guestFiles(opts DiskOptions) map[string]string {
 	return map[string]string{
+		waitOnlineDropIn: "# Written by bulwark: network-online is one configured link, not all of them.\n" +
+			"[Service]\nExecStart=\nExecStart=/usr/lib/systemd/systemd-networkd-wait-online --any\n",
 		"/etc/hostname":                        opts.Hostname + "\n",
 		"/etc/hosts":                           "127.0.0.1 localhost\n127.0.1.1 " + opts.Hostname + "\n::1 localhost ip6-localhost ip6-loopback\n",
 		"/etc/systemd/network/80-dhcp.network": "[Match]\nName=eth* en*\n\n[Network]\nDHCP=yes\n",
 		"/root/.ssh/authorized_keys":           strings.Join(diskTrimmed(opts.AuthorizedKeys), "\n") + "\n",
 	}
 }
+
+// waitOnlineDropIn is where guestFiles relaxes network-online.target.
+const waitOnlineDropIn = "/etc/systemd/system/systemd-networkd-wait-online.service.d/50-bulwark-any.conf"
 
 func diskTrimmed(lines []string) []string {
 	out := make([]string, 0, len(lines))

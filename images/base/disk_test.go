@@ -188,6 +188,7 @@ func TestBuildDisk(t *testing.T) {
 		"/root/.ssh/authorized_keys":           testKey,
 		"/etc/ssh/ssh_host_ed25519_key.pub":    strings.Fields(d.HostKey)[1],
 		"/etc/systemd/network/80-dhcp.network": "DHCP=yes",
+		waitOnlineDropIn:                       "wait-online --any",
 	} {
 		if got := debugfsCat(t, part, path); !strings.Contains(got, want) {
 			t.Errorf("%s in the image = %q, want it to contain %q", path, got, want)

@@ -1,11 +1,15 @@
 package runner
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
@@ -106,4 +110,27 @@ func WriteJSON(w io.Writer, r provision.Results) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
+}
+
+// WriteProfile prints a profiled run's timings, slowest first, with the
+// total: the control to make faster next is the first line.
+func WriteProfile(w io.Writer, ts []Timing) error {
+	sorted := slices.Clone(ts)
+	slices.SortStableFunc(sorted, func(a, b Timing) int { return cmp.Compare(b.Wall, a.Wall) })
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "wall\tprocesses\tfindings\tcontrol")
+	var total time.Duration
+	procs, findings := 0, 0
+	for _, t := range sorted {
+		total += t.Wall
+		findings += t.Findings
+		p := "?"
+		if t.Procs >= 0 {
+			p = strconv.Itoa(t.Procs)
+			procs += t.Procs
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t.Wall.Round(time.Millisecond), p, t.Findings, t.ID)
+	}
+	fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", total.Round(time.Millisecond), procs, findings, "total (one at a time)")
+	return tw.Flush()
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	"github.com/bulwark-appliance/bulwark/internal/version"
 	"github.com/bulwark-appliance/bulwark/provision"
 )
 
@@ -171,35 +170,4 @@ func finish(j *host.Journal, err error) error {
 		return errors.Join(err, serr)
 	}
 	return err
-}
-
-// Verify runs each control's Verify and collects the findings, sorted by
-// control and property so two runs diff cleanly. A control that returns no
-// finding fails: a check that says nothing has proved nothing.
-func Verify(ctx context.Context, h host.Host, controls []provision.Control, policyHash string) provision.Results {
-	res := provision.Results{
-		Tool: "bulwark", Version: version.Version, Target: h.Root(),
-		PolicyHash: policyHash, Started: time.Now().UTC(),
-	}
-	for _, c := range controls {
-		start := time.Now()
-		fs := c.Verify(ctx, h)
-		if len(fs) == 0 {
-			fs = []provision.Finding{{
-				ControlID: c.ID(), Title: c.Title(), Rows: c.Rows(), Property: "findings",
-				Expected: "at least one", Actual: "none", Status: provision.Fail,
-				Reason: "the control's Verify returned no findings", Duration: time.Since(start),
-			}}
-		}
-		res.Findings = append(res.Findings, fs...)
-	}
-	sort.SliceStable(res.Findings, func(i, j int) bool {
-		a, b := res.Findings[i], res.Findings[j]
-		if a.ControlID != b.ControlID {
-			return a.ControlID < b.ControlID
-		}
-		return a.Property < b.Property
-	})
-	res.Finished = time.Now().UTC()
-	return res
 }

@@ -48,6 +48,11 @@ func (d *Daemon) ID() string     { return daemonMeta.ID }
 func (d *Daemon) Title() string  { return daemonMeta.Title }
 func (d *Daemon) Rows() []string { return daemonMeta.Rows }
 
+// VerifyAlone keeps the EICAR scan from sharing clamd with another
+// control's probe: a scan queued behind others could time out and read as
+// a broken scanner.
+func (d *Daemon) VerifyAlone() bool { return true }
+
 // TCP options are dropped: transferd talks to clamd over the Unix socket,
 // and a TCP listener would let anything on the network use the scanner.
 var tcpKeys = []string{"TCPSocket", "TCPAddr"}
