@@ -84,10 +84,7 @@ func (l *Local) Path(p string) string {
 // resolve maps a target path to this machine's path, following symlinks
 // inside the root as the target would (see resolveInRoot).
 func (l *Local) resolve(p string, followFinal bool) (string, error) {
-	if l.Live() {
-		return filepath.Join("/", filepath.Clean("/"+p)), nil
-	}
-	return resolveInRoot(l.root, p, followFinal)
+	return resolveOn(l, p, followFinal)
 }
 
 // ReadFile implements Host.

@@ -67,3 +67,13 @@ func splitPath(p string) []string {
 	}
 	return out
 }
+
+// resolveOn maps target path p on h to this machine's path: the live
+// system's kernel resolves its own links; an offline root is resolved
+// here (resolveInRoot). Local's reads and writes and RealPath share it.
+func resolveOn(h Host, p string, followFinal bool) (string, error) {
+	if h.Live() {
+		return filepath.Join("/", filepath.Clean("/"+p)), nil
+	}
+	return resolveInRoot(h.Root(), p, followFinal)
+}

@@ -43,7 +43,7 @@ func NewScratch(h Host, prefix string) (*Scratch, error) {
 	if prefix == "" || strings.ContainsRune(prefix, '/') {
 		return nil, fmt.Errorf("host: scratch prefix %q: want a non-empty name without a slash", prefix)
 	}
-	parent, err := realPath(h, scratchParent)
+	parent, err := RealPath(h, scratchParent)
 	if err != nil {
 		return nil, fmt.Errorf("host: scratch dir: %w", err)
 	}
@@ -154,14 +154,5 @@ func (s *Scratch) Close() error {
 // rather than read through h. Joining h.Root() by hand would follow an
 // image's absolute link onto the build machine (see resolveInRoot).
 func RealPath(h Host, p string) (string, error) {
-	return realPath(h, p) // resolveInRoot's error names p
-}
-
-// realPath resolves p on h the way Local does: the live system's kernel
-// resolves its own links, an offline root is resolved here.
-func realPath(h Host, p string) (string, error) {
-	if h.Live() {
-		return filepath.Join("/", filepath.Clean("/"+p)), nil
-	}
-	return resolveInRoot(h.Root(), p, true)
+	return resolveOn(h, p, true) // resolveInRoot's error names p
 }
