@@ -4,16 +4,12 @@
 package baseline
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"io/fs"
-	"strings"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
-	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Family is the baseline family for provision/all.
@@ -29,40 +25,6 @@ func Controls(p *policies.Policy) []provision.Control {
 		&Timesync{Servers: b.NTPServers},
 		&Listeners{Network: p.Network},
 	}
-}
-
-// meta is what every finding of a control repeats.
-type meta struct {
-	id, title string
-	rows      []string
-}
-
-func (m meta) finding(property, expected string) provision.Finding {
-	return provision.Finding{ControlID: m.id, Title: m.title, Rows: m.rows, Property: property, Expected: expected}
-}
-
-func pass(f provision.Finding, actual string, ev ...provision.Evidence) provision.Finding {
-	f.Actual, f.Status, f.Evidence = actual, provision.Pass, ev
-	return f
-}
-
-func fail(f provision.Finding, actual, reason string, ev ...provision.Evidence) provision.Finding {
-	f.Actual, f.Status, f.Reason, f.Evidence = actual, provision.Fail, reason, ev
-	return f
-}
-
-// fileFinding checks that a file bulwark owns holds exactly want.
-func fileFinding(m meta, h host.Host, path string, want []byte) provision.Finding {
-	f := m.finding("file "+path, "present, as rendered from the policy")
-	got, err := h.ReadFile(path)
-	if err != nil {
-		return fail(f, "missing", err.Error(), provision.Evidence{Source: path, Read: err.Error()})
-	}
-	ev := provision.Evidence{Source: path, Read: strings.TrimSpace(string(got))}
-	if string(got) != string(want) {
-		return fail(f, "differs", "the file was edited or the policy changed; run bulwark apply", ev)
-	}
-	return pass(f, "as rendered", ev)
 }
 
 // link reads a symlink inside the target without following it: its target
@@ -81,17 +43,4 @@ func exists(h host.Host, path string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
-}
-
-// unitActive reads a unit's state over systemd's D-Bus API (through
-// internal/probe, shared with every family).
-func unitActive(ctx context.Context, m meta, unit string) provision.Finding {
-	return check.Active(ctx, check.Meta{ID: m.id, Title: m.title, Rows: m.rows}, unit)
-}
-
-func wrap(id, step string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %s: %w", id, step, err)
 }

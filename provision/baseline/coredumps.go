@@ -6,6 +6,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Files baseline.coredumps owns. A core dump of transferd or sshd can hold
@@ -26,18 +27,18 @@ var coreFiles = []struct{ path, content string }{
 	{SuidFile, "# Written by bulwark (control baseline.coredumps).\nfs.suid_dumpable = 0\n"},
 }
 
-var coreMeta = meta{
-	id:    "baseline.coredumps",
-	title: "Core dumps disabled: no process memory written to disk",
-	rows:  []string{"SOC2:CC6", "SOC2:CC7"},
+var coreMeta = check.Meta{
+	ID:    "baseline.coredumps",
+	Title: "Core dumps disabled: no process memory written to disk",
+	Rows:  []string{"SOC2:CC6", "SOC2:CC7"},
 }
 
 // CoreDumps is the control baseline.coredumps (policy baseline.core_dumps).
 type CoreDumps struct{ Allowed bool }
 
-func (c *CoreDumps) ID() string     { return coreMeta.id }
-func (c *CoreDumps) Title() string  { return coreMeta.title }
-func (c *CoreDumps) Rows() []string { return coreMeta.rows }
+func (c *CoreDumps) ID() string     { return coreMeta.ID }
+func (c *CoreDumps) Title() string  { return coreMeta.Title }
+func (c *CoreDumps) Rows() []string { return coreMeta.Rows }
 
 // Apply writes the files, or removes them when the policy allows dumps
 // (so switching the policy back is also converged).
@@ -50,7 +51,7 @@ func (c *CoreDumps) Apply(ctx context.Context, h host.Host) error {
 			err = h.WriteFile(f.path, []byte(f.content), 0o644)
 		}
 		if err != nil {
-			return wrap(c.ID(), "converge "+f.path, err)
+			return coreMeta.Wrap("converge "+f.path, err)
 		}
 	}
 	return nil
@@ -60,14 +61,14 @@ func (c *CoreDumps) Apply(ctx context.Context, h host.Host) error {
 func (c *CoreDumps) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	if c.Allowed {
-		f := coreMeta.finding("core dumps", "disabled")
+		f := coreMeta.Finding("core dumps", "disabled")
 		f.Status, f.Actual = provision.NotApplicable, "allowed by policy"
 		f.Reason = "policy baseline.core_dumps is true"
 		return []provision.Finding{f}
 	}
 	var out []provision.Finding
 	for _, f := range coreFiles {
-		out = append(out, fileFinding(coreMeta, h, f.path, []byte(f.content)))
+		out = append(out, check.File(coreMeta, h, f.path, []byte(f.content)))
 	}
 	eff, err := effectiveSysctl(h)
 	out = append(out, checkSysctl(coreMeta, h, eff, err, "fs.suid_dumpable", "0"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // SysctlFile is the drop-in baseline.sysctl owns.
@@ -28,15 +29,15 @@ var sysctlKey = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
 // parameters from policy baseline.sysctl.
 type Sysctl struct{ Values map[string]string }
 
-var sysctlMeta = meta{
-	id:    "baseline.sysctl",
-	title: "Kernel parameters: no redirects or source routing, reverse-path filter, restricted kernel pointers",
-	rows:  []string{"SOC2:CC6", "SOC2:CC7", "SOX:Vulnerability Management"},
+var sysctlMeta = check.Meta{
+	ID:    "baseline.sysctl",
+	Title: "Kernel parameters: no redirects or source routing, reverse-path filter, restricted kernel pointers",
+	Rows:  []string{"SOC2:CC6", "SOC2:CC7", "SOX:Vulnerability Management"},
 }
 
-func (s *Sysctl) ID() string     { return sysctlMeta.id }
-func (s *Sysctl) Title() string  { return sysctlMeta.title }
-func (s *Sysctl) Rows() []string { return sysctlMeta.rows }
+func (s *Sysctl) ID() string     { return sysctlMeta.ID }
+func (s *Sysctl) Title() string  { return sysctlMeta.Title }
+func (s *Sysctl) Rows() []string { return sysctlMeta.Rows }
 func (s *Sysctl) keys() []string {
 	k := make([]string, 0, len(s.Values))
 	for key := range s.Values {
@@ -77,10 +78,10 @@ func (s *Sysctl) Apply(ctx context.Context, h host.Host) error {
 	}
 	before := len(h.Changes())
 	if err := h.WriteFile(SysctlFile, s.Render(), 0o644); err != nil {
-		return wrap(s.ID(), "write "+SysctlFile, err)
+		return sysctlMeta.Wrap("write "+SysctlFile, err)
 	}
 	if h.Live() && len(h.Changes()) > before {
-		return wrap(s.ID(), "load "+SysctlFile, h.Exec(ctx, "load "+SysctlFile+" into the running kernel", "sysctl", "-p", SysctlFile))
+		return sysctlMeta.Wrap("load "+SysctlFile, h.Exec(ctx, "load "+SysctlFile+" into the running kernel", "sysctl", "-p", SysctlFile))
 	}
 	return nil
 }
@@ -90,7 +91,7 @@ func (s *Sysctl) Apply(ctx context.Context, h host.Host) error {
 // them), and live also the running kernel's /proc/sys value.
 func (s *Sysctl) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
-	out := []provision.Finding{fileFinding(sysctlMeta, h, SysctlFile, s.Render())}
+	out := []provision.Finding{check.File(sysctlMeta, h, SysctlFile, s.Render())}
 	eff, err := effectiveSysctl(h)
 	for _, k := range s.keys() {
 		out = append(out, checkSysctl(sysctlMeta, h, eff, err, k, s.Values[k]))
@@ -102,33 +103,33 @@ func (s *Sysctl) Verify(ctx context.Context, h host.Host) []provision.Finding {
 }
 
 // checkSysctl is one key: boot-time value, and live the running value.
-func checkSysctl(m meta, h host.Host, eff sysctlState, effErr error, key, want string) provision.Finding {
-	f := m.finding(key, want)
+func checkSysctl(m check.Meta, h host.Host, eff sysctlState, effErr error, key, want string) provision.Finding {
+	f := m.Finding(key, want)
 	if effErr != nil {
-		return fail(f, "unreadable", effErr.Error(), provision.Evidence{Source: "sysctl.d", Read: effErr.Error()})
+		return check.Fail(f, "unreadable", effErr.Error(), provision.Evidence{Source: "sysctl.d", Read: effErr.Error()})
 	}
 	a, ok := eff.lookup(key)
 	if !ok {
-		return fail(f, "unset", "no sysctl.d file sets "+key, provision.Evidence{Source: strings.Join(sysctlDirs, ", "), Read: key + " not set"})
+		return check.Fail(f, "unset", "no sysctl.d file sets "+key, provision.Evidence{Source: strings.Join(sysctlDirs, ", "), Read: key + " not set"})
 	}
 	ev := []provision.Evidence{{Source: a.file, Read: key + " = " + a.value}}
 	if a.value != want {
-		return fail(f, a.value, "boot-time value differs from the policy (set last by "+a.file+")", ev...)
+		return check.Fail(f, a.value, "boot-time value differs from the policy (set last by "+a.file+")", ev...)
 	}
 	if !h.Live() {
-		return pass(f, a.value, ev...)
+		return check.Pass(f, a.value, ev...)
 	}
 	proc := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
 	b, err := h.ReadFile(proc)
 	if err != nil {
-		return fail(f, "unreadable", err.Error(), append(ev, provision.Evidence{Source: proc, Read: err.Error()})...)
+		return check.Fail(f, "unreadable", err.Error(), append(ev, provision.Evidence{Source: proc, Read: err.Error()})...)
 	}
 	run := strings.Join(strings.Fields(string(b)), " ")
 	ev = append(ev, provision.Evidence{Source: proc, Read: run})
 	if run != want {
-		return fail(f, run, "running kernel differs from the policy", ev...)
+		return check.Fail(f, run, "running kernel differs from the policy", ev...)
 	}
-	return pass(f, run, ev...)
+	return check.Pass(f, run, ev...)
 }
 
 type assignment struct{ value, file string }

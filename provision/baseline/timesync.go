@@ -7,6 +7,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Clock sync: audit trails are only evidence when their timestamps are right.
@@ -17,19 +18,19 @@ const (
 	TimesyncdFile  = "/etc/systemd/timesyncd.conf.d/60-bulwark.conf"
 )
 
-var timeMeta = meta{
-	id:    "baseline.timesync",
-	title: "Clock synchronised by systemd-timesyncd",
-	rows:  []string{"SOC2:CC7"},
+var timeMeta = check.Meta{
+	ID:    "baseline.timesync",
+	Title: "Clock synchronised by systemd-timesyncd",
+	Rows:  []string{"SOC2:CC7"},
 }
 
 // Timesync is the control baseline.timesync (policy baseline.ntp_servers;
 // empty keeps the distribution's pool).
 type Timesync struct{ Servers []string }
 
-func (t *Timesync) ID() string     { return timeMeta.id }
-func (t *Timesync) Title() string  { return timeMeta.title }
-func (t *Timesync) Rows() []string { return timeMeta.rows }
+func (t *Timesync) ID() string     { return timeMeta.ID }
+func (t *Timesync) Title() string  { return timeMeta.Title }
+func (t *Timesync) Rows() []string { return timeMeta.Rows }
 
 func (t *Timesync) render() []byte {
 	return []byte("# Written by bulwark (control baseline.timesync) from the appliance policy.\n[Time]\nNTP=" + strings.Join(t.Servers, " ") + "\n")
@@ -42,24 +43,24 @@ func (t *Timesync) Apply(ctx context.Context, h host.Host) error {
 	}
 	if target, err := link(h, timesyncdMask); err == nil && target == "/dev/null" {
 		if err := h.Exec(ctx, "unmask "+TimesyncdUnit, "systemctl", "unmask", TimesyncdUnit); err != nil {
-			return wrap(t.ID(), "unmask", err)
+			return timeMeta.Wrap("unmask", err)
 		}
 	}
 	ok, err := exists(h, timesyncdWants)
 	if err != nil {
-		return wrap(t.ID(), "stat "+timesyncdWants, err)
+		return timeMeta.Wrap("stat "+timesyncdWants, err)
 	}
 	if ok {
 		return nil
 	}
-	return wrap(t.ID(), "enable", h.Exec(ctx, "enable "+TimesyncdUnit, "systemctl", "enable", TimesyncdUnit))
+	return timeMeta.Wrap("enable", h.Exec(ctx, "enable "+TimesyncdUnit, "systemctl", "enable", TimesyncdUnit))
 }
 
 func (t *Timesync) applyServers(h host.Host) error {
 	if len(t.Servers) == 0 {
-		return wrap(t.ID(), "remove "+TimesyncdFile, h.Remove(TimesyncdFile))
+		return timeMeta.Wrap("remove "+TimesyncdFile, h.Remove(TimesyncdFile))
 	}
-	return wrap(t.ID(), "write "+TimesyncdFile, h.WriteFile(TimesyncdFile, t.render(), 0o644))
+	return timeMeta.Wrap("write "+TimesyncdFile, h.WriteFile(TimesyncdFile, t.render(), 0o644))
 }
 
 // Verify checks enablement offline (the wants link; a mask makes it fail),
@@ -68,10 +69,10 @@ func (t *Timesync) Verify(ctx context.Context, h host.Host) []provision.Finding 
 	start := time.Now()
 	out := []provision.Finding{t.verifyEnabled(h)}
 	if len(t.Servers) > 0 {
-		out = append(out, fileFinding(timeMeta, h, TimesyncdFile, t.render()))
+		out = append(out, check.File(timeMeta, h, TimesyncdFile, t.render()))
 	}
 	if h.Live() {
-		out = append(out, unitActive(ctx, timeMeta, TimesyncdUnit))
+		out = append(out, check.Active(ctx, timeMeta, TimesyncdUnit))
 	}
 	for i := range out {
 		out[i].Duration = time.Since(start)
@@ -80,13 +81,13 @@ func (t *Timesync) Verify(ctx context.Context, h host.Host) []provision.Finding 
 }
 
 func (t *Timesync) verifyEnabled(h host.Host) provision.Finding {
-	f := timeMeta.finding(TimesyncdUnit+" enabled", "wanted by sysinit.target, not masked")
+	f := timeMeta.Finding(TimesyncdUnit+" enabled", "wanted by sysinit.target, not masked")
 	if target, err := link(h, timesyncdMask); err == nil && target == "/dev/null" {
-		return fail(f, "masked", TimesyncdUnit+" is masked", provision.Evidence{Source: timesyncdMask, Read: "-> /dev/null"})
+		return check.Fail(f, "masked", TimesyncdUnit+" is masked", provision.Evidence{Source: timesyncdMask, Read: "-> /dev/null"})
 	}
 	target, err := link(h, timesyncdWants)
 	if err != nil {
-		return fail(f, "not enabled", "the clock is not synchronised at boot", provision.Evidence{Source: timesyncdWants, Read: err.Error()})
+		return check.Fail(f, "not enabled", "the clock is not synchronised at boot", provision.Evidence{Source: timesyncdWants, Read: err.Error()})
 	}
-	return pass(f, "enabled", provision.Evidence{Source: timesyncdWants, Read: "-> " + target})
+	return check.Pass(f, "enabled", provision.Evidence{Source: timesyncdWants, Read: "-> " + target})
 }

@@ -40,18 +40,18 @@ Options=` + tmpOptions + `
 WantedBy=local-fs.target
 `
 
-var tmpMeta = meta{
-	id:    "baseline.tmp",
-	title: "/tmp is a tmpfs mounted noexec,nosuid,nodev",
-	rows:  []string{"SOC2:CC6", "SOC2:CC7"},
+var tmpMeta = check.Meta{
+	ID:    "baseline.tmp",
+	Title: "/tmp is a tmpfs mounted noexec,nosuid,nodev",
+	Rows:  []string{"SOC2:CC6", "SOC2:CC7"},
 }
 
 // Tmp is the control baseline.tmp (policy baseline.tmp_noexec).
 type Tmp struct{ Noexec bool }
 
-func (t *Tmp) ID() string     { return tmpMeta.id }
-func (t *Tmp) Title() string  { return tmpMeta.title }
-func (t *Tmp) Rows() []string { return tmpMeta.rows }
+func (t *Tmp) ID() string     { return tmpMeta.ID }
+func (t *Tmp) Title() string  { return tmpMeta.Title }
+func (t *Tmp) Rows() []string { return tmpMeta.Rows }
 
 // Apply writes and enables the unit, and on a live system with no /tmp
 // mount yet starts it, so the image build's verify sees the mount it ships
@@ -67,15 +67,15 @@ func (t *Tmp) Apply(ctx context.Context, h host.Host) error {
 		return err
 	}
 	if err := h.WriteFile(TmpUnit, []byte(tmpUnitContent), 0o644); err != nil {
-		return wrap(t.ID(), "write "+TmpUnit, err)
+		return tmpMeta.Wrap("write "+TmpUnit, err)
 	}
 	ok, err := exists(h, tmpWantsLink)
 	if err != nil {
-		return wrap(t.ID(), "stat "+tmpWantsLink, err)
+		return tmpMeta.Wrap("stat "+tmpWantsLink, err)
 	}
 	if !ok {
 		if err := h.Exec(ctx, "enable tmp.mount (local-fs.target.wants)", "systemctl", "enable", "tmp.mount"); err != nil {
-			return wrap(t.ID(), "enable tmp.mount", err)
+			return tmpMeta.Wrap("enable tmp.mount", err)
 		}
 	}
 	return t.startLive(ctx, h)
@@ -88,16 +88,16 @@ func (t *Tmp) startLive(ctx context.Context, h host.Host) error {
 	}
 	b, err := os.ReadFile(procMounts)
 	if err != nil {
-		return wrap(t.ID(), "read "+procMounts, err)
+		return tmpMeta.Wrap("read "+procMounts, err)
 	}
 	if line := tmpMountLine(string(b)); line != "" {
 		return t.remountLive(ctx, h, line)
 	}
 	// daemon-reload first: the unit was (re)written a moment ago.
 	if err := h.Exec(ctx, "reload systemd units", "systemctl", "daemon-reload"); err != nil {
-		return wrap(t.ID(), "daemon-reload", err)
+		return tmpMeta.Wrap("daemon-reload", err)
 	}
-	return wrap(t.ID(), "start tmp.mount", h.Exec(ctx, "start tmp.mount (/tmp was not a mount)", "systemctl", "start", "tmp.mount"))
+	return tmpMeta.Wrap("start tmp.mount", h.Exec(ctx, "start tmp.mount (/tmp was not a mount)", "systemctl", "start", "tmp.mount"))
 }
 
 // remountLive adds the missing flags to a /tmp that is already mounted.
@@ -116,18 +116,18 @@ func (t *Tmp) remountLive(ctx context.Context, h host.Host, line string) error {
 		return nil
 	}
 	opts := "remount," + strings.Join(missing, ",")
-	return wrap(t.ID(), "remount /tmp", h.Exec(ctx, "remount /tmp "+strings.Join(missing, ",")+" (it was mounted without)", "mount", "-o", opts, "/tmp"))
+	return tmpMeta.Wrap("remount /tmp", h.Exec(ctx, "remount /tmp "+strings.Join(missing, ",")+" (it was mounted without)", "mount", "-o", opts, "/tmp"))
 }
 
 // Verify checks the unit, its enablement, and live the mount itself.
 func (t *Tmp) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	if !t.Noexec {
-		f := tmpMeta.finding("/tmp noexec", "noexec,nosuid,nodev")
+		f := tmpMeta.Finding("/tmp noexec", "noexec,nosuid,nodev")
 		f.Status, f.Actual, f.Reason = provision.NotApplicable, "not required", "policy baseline.tmp_noexec is false"
 		return []provision.Finding{f}
 	}
-	out := []provision.Finding{fileFinding(tmpMeta, h, TmpUnit, []byte(tmpUnitContent)), t.verifyEnabled(h)}
+	out := []provision.Finding{check.File(tmpMeta, h, TmpUnit, []byte(tmpUnitContent)), t.verifyEnabled(h)}
 	if h.Live() {
 		out = append(out, t.verifyMounted())
 	}
@@ -138,37 +138,37 @@ func (t *Tmp) Verify(ctx context.Context, h host.Host) []provision.Finding {
 }
 
 func (t *Tmp) verifyEnabled(h host.Host) provision.Finding {
-	f := tmpMeta.finding("tmp.mount enabled", "link "+tmpWantsLink)
+	f := tmpMeta.Finding("tmp.mount enabled", "link "+tmpWantsLink)
 	target, err := link(h, tmpWantsLink)
 	if err != nil {
-		return fail(f, "not enabled", "tmp.mount is not wanted by local-fs.target; /tmp stays on the root disk", provision.Evidence{Source: tmpWantsLink, Read: err.Error()})
+		return check.Fail(f, "not enabled", "tmp.mount is not wanted by local-fs.target; /tmp stays on the root disk", provision.Evidence{Source: tmpWantsLink, Read: err.Error()})
 	}
 	ev := provision.Evidence{Source: tmpWantsLink, Read: "-> " + target}
 	if target != TmpUnit {
-		return fail(f, "-> "+target, "enablement link points elsewhere", ev)
+		return check.Fail(f, "-> "+target, "enablement link points elsewhere", ev)
 	}
-	return pass(f, "enabled", ev)
+	return check.Pass(f, "enabled", ev)
 }
 
 // verifyMounted reads the running mount table.
 func (t *Tmp) verifyMounted() provision.Finding {
-	f := tmpMeta.finding("/tmp mount options", "tmpfs noexec,nosuid,nodev")
+	f := tmpMeta.Finding("/tmp mount options", "tmpfs noexec,nosuid,nodev")
 	const src = procMounts
 	b, err := os.ReadFile(src)
 	if err != nil {
-		return fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()})
+		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()})
 	}
 	line := tmpMountLine(string(b))
 	ev := provision.Evidence{Source: src, Read: line}
 	if line == "" {
-		return fail(f, "not mounted", "/tmp is not a mount point (a reboot applies tmp.mount)", ev)
+		return check.Fail(f, "not mounted", "/tmp is not a mount point (a reboot applies tmp.mount)", ev)
 	}
 	for _, opt := range []string{"noexec", "nosuid", "nodev"} {
 		if !hasOpt(line, opt) {
-			return fail(f, line, "/tmp is mounted without "+opt, ev)
+			return check.Fail(f, line, "/tmp is mounted without "+opt, ev)
 		}
 	}
-	return pass(f, line, ev)
+	return check.Pass(f, line, ev)
 }
 
 // tmpMountLine is the last (topmost) mount on /tmp.

@@ -55,6 +55,13 @@ func Warn(f provision.Finding, actual, reason string, ev ...provision.Evidence) 
 	return f
 }
 
+// NotApplicable marks f as not applicable; reason is required because a
+// bare not-applicable reads like a quiet pass.
+func NotApplicable(f provision.Finding, actual, reason string, ev ...provision.Evidence) provision.Finding {
+	f.Actual, f.Status, f.Reason, f.Evidence = actual, provision.NotApplicable, reason, ev
+	return f
+}
+
 // Timed stamps every finding with the time since start.
 func Timed(fs []provision.Finding, start time.Time) []provision.Finding {
 	d := time.Since(start)

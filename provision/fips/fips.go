@@ -45,13 +45,6 @@ func (b base) ID() string     { return b.m.ID }
 func (b base) Title() string  { return b.m.Title }
 func (b base) Rows() []string { return b.m.Rows }
 
-// notApplicable completes f as not applicable; reason is required because
-// a bare not-applicable reads like a quiet pass.
-func notApplicable(f provision.Finding, actual, reason string, ev ...provision.Evidence) provision.Finding {
-	f.Actual, f.Status, f.Reason, f.Evidence = actual, provision.NotApplicable, reason, ev
-	return f
-}
-
 // osID reads ID= from os-release inside the target.
 func osID(h host.Host) (id, src, line string, err error) {
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {

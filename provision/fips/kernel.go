@@ -114,7 +114,7 @@ func (c *Kernel) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	case err != nil:
 		return check.Timed([]provision.Finding{check.Fail(f, "unsupported platform", err.Error(), ev)}, start)
 	case reason != "":
-		return check.Timed([]provision.Finding{notApplicable(f, "not applicable", reason, ev)}, start)
+		return check.Timed([]provision.Finding{check.NotApplicable(f, "not applicable", reason, ev)}, start)
 	}
 	out := []provision.Finding{c.packageFinding(h), check.File(c.m, h, GrubFile, grubCfg), c.tokenGone(h)}
 	if h.Live() {

@@ -62,7 +62,7 @@ func (c *Service) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	if !c.Enabled {
 		f := c.m.Finding("transferd FIPS mode", "fips140=on")
-		return check.Timed([]provision.Finding{notApplicable(f, "off", "policy fips.service is false", provision.Evidence{Source: "policy fips.service", Read: "false"})}, start)
+		return check.Timed([]provision.Finding{check.NotApplicable(f, "off", "policy fips.service is false", provision.Evidence{Source: "policy fips.service", Read: "false"})}, start)
 	}
 	out := []provision.Finding{check.File(c.m, h, DropIn, dropIn), c.binary(h)}
 	if h.Live() {

@@ -12,6 +12,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	provcheck "github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // DBPort is PostgreSQL's TCP port. The database listens on a Unix socket
@@ -37,13 +38,13 @@ func ControlsWith(n policies.Network, o Options) []provision.Control {
 	net := []string{"SOC2:CC6", "SOC2:CC7", "SOX:Network Security"}
 	priv := []string{"SOC2:CC6", "SOX:Privileged Access", "SOX:Role Separation", "SOX:Network Security"}
 	return []provision.Control{
-		&control{fw, "firewall.default-deny", "Inbound traffic is dropped unless a rule allows it", net, topicDefaultDeny},
-		&control{fw, "firewall.public-ports", "Only the policy's public ports (HTTP/HTTPS) are open to every source", net, topicPublic},
-		&control{fw, "firewall.admin-ssh", "The SSH console is reachable only from ssh_admin_networks", priv, topicSSH},
-		&control{fw, "firewall.admin-ui", "The admin web UI port is reachable only from web_admin_networks", priv, topicAdminUI},
-		&control{fw, "firewall.no-db-port", "No rule accepts PostgreSQL (5432) or any port outside the policy", []string{"SOC2:CC6", "SOX:Network Security"}, topicNoDB},
-		&control{fw, "firewall.rate-limit", "New connections and ICMP echo are rate-limited per source", []string{"SOC2:CC6", "SOC2:CC7"}, topicRate},
-		&control{fw, "firewall.persist", "The same ruleset is loaded at boot before the network comes up", []string{"SOC2:CC7", "SOX:Network Security"}, topicPersist},
+		&control{fw, provcheck.Meta{ID: "firewall.default-deny", Title: "Inbound traffic is dropped unless a rule allows it", Rows: net}, topicDefaultDeny},
+		&control{fw, provcheck.Meta{ID: "firewall.public-ports", Title: "Only the policy's public ports (HTTP/HTTPS) are open to every source", Rows: net}, topicPublic},
+		&control{fw, provcheck.Meta{ID: "firewall.admin-ssh", Title: "The SSH console is reachable only from ssh_admin_networks", Rows: priv}, topicSSH},
+		&control{fw, provcheck.Meta{ID: "firewall.admin-ui", Title: "The admin web UI port is reachable only from web_admin_networks", Rows: priv}, topicAdminUI},
+		&control{fw, provcheck.Meta{ID: "firewall.no-db-port", Title: "No rule accepts PostgreSQL (5432) or any port outside the policy", Rows: []string{"SOC2:CC6", "SOX:Network Security"}}, topicNoDB},
+		&control{fw, provcheck.Meta{ID: "firewall.rate-limit", Title: "New connections and ICMP echo are rate-limited per source", Rows: []string{"SOC2:CC6", "SOC2:CC7"}}, topicRate},
+		&control{fw, provcheck.Meta{ID: "firewall.persist", Title: "The same ruleset is loaded at boot before the network comes up", Rows: []string{"SOC2:CC7", "SOX:Network Security"}}, topicPersist},
 	}
 }
 
@@ -54,51 +55,44 @@ const (
 
 type control struct {
 	fw    *Firewall
-	id    string
-	title string
-	rows  []string
+	m     provcheck.Meta
 	topic string
 }
 
-func (c *control) ID() string     { return c.id }
-func (c *control) Title() string  { return c.title }
-func (c *control) Rows() []string { return c.rows }
+func (c *control) ID() string     { return c.m.ID }
+func (c *control) Title() string  { return c.m.Title }
+func (c *control) Rows() []string { return c.m.Rows }
 
 func (c *control) Apply(ctx context.Context, h host.Host) error {
 	if err := c.fw.applyOnce(ctx, h); err != nil {
-		return fmt.Errorf("%s: %w", c.id, err)
+		return fmt.Errorf("%s: %w", c.m.ID, err)
 	}
 	return nil
 }
 
 func (c *control) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
-	fs := c.verify(h)
-	for i := range fs {
-		fs[i].ControlID, fs[i].Title, fs[i].Rows = c.id, c.title, c.rows
-		fs[i].Duration = time.Since(start)
-	}
-	return fs
+	return provcheck.Timed(c.verify(h), start)
 }
 
 func (c *control) source() string { return "netlink: table inet " + c.fw.net.Table }
 
 func (c *control) verify(h host.Host) []provision.Finding {
 	if c.fw.renderErr != nil {
-		return []provision.Finding{{Property: "policy renders to a ruleset", Expected: "no error",
-			Actual: c.fw.renderErr.Error(), Status: provision.Fail}}
+		return []provision.Finding{provcheck.Fail(c.m.Finding("policy renders to a ruleset", "no error"),
+			c.fw.renderErr.Error(), "")}
 	}
 	if c.topic == topicPersist {
-		return c.fw.rs.verifyPersist(h)
+		return c.fw.rs.verifyPersist(c.m, h)
 	}
 	if !h.Live() {
-		return []provision.Finding{{Property: "live table inet " + c.fw.rs.Table, Status: provision.NotApplicable,
-			Reason: "offline root " + h.Root() + ": there is no kernel ruleset to read; firewall.persist checks the ruleset loaded at boot"}}
+		return []provision.Finding{provcheck.NotApplicable(c.m.Finding("live table inet "+c.fw.rs.Table, ""), "",
+			"offline root "+h.Root()+": there is no kernel ruleset to read; firewall.persist checks the ruleset loaded at boot")}
 	}
 	ds, live, err := c.fw.drifts()
 	if err != nil {
-		return []provision.Finding{{Property: "live table inet " + c.fw.rs.Table, Expected: "readable", Actual: err.Error(),
-			Status: provision.Fail, Evidence: []provision.Evidence{{Source: c.source(), Read: err.Error()}}}}
+		return []provision.Finding{provcheck.Fail(c.m.Finding("live table inet "+c.fw.rs.Table, "readable"), err.Error(), "",
+			provision.Evidence{Source: c.source(), Read: err.Error()})}
 	}
 	if c.topic == topicNoDB {
 		return c.noDBPort(live)
@@ -106,15 +100,15 @@ func (c *control) verify(h host.Host) []provision.Finding {
 	var out []provision.Finding
 	for _, d := range ds {
 		if d.Topic == c.topic {
-			out = append(out, provision.Finding{Property: d.What, Expected: d.Expected, Actual: d.Actual, Status: provision.Fail,
-				Evidence: []provision.Evidence{{Source: c.source(), Read: d.Actual}}})
+			out = append(out, provcheck.Fail(c.m.Finding(d.What, d.Expected), d.Actual, "",
+				provision.Evidence{Source: c.source(), Read: d.Actual}))
 		}
 	}
 	if len(out) > 0 {
 		return out
 	}
-	return []provision.Finding{{Property: "live " + c.topic + " rules", Expected: "as rendered from policy", Actual: "as rendered",
-		Status: provision.Pass, Evidence: []provision.Evidence{{Source: c.source(), Read: c.liveExcerpt(live)}}}}
+	return []provision.Finding{provcheck.Pass(c.m.Finding("live "+c.topic+" rules", "as rendered from policy"), "as rendered",
+		provision.Evidence{Source: c.source(), Read: c.liveExcerpt(live)})}
 }
 
 // liveExcerpt lists what this control looked at in the live table.
@@ -172,18 +166,16 @@ func (c *control) noDBPort(live state) []provision.Finding {
 				bad = "accepts without a port match"
 			}
 			if bad != "" {
-				out = append(out, provision.Finding{Property: fmt.Sprintf("chain %s: rule that %s", ch.Name, bad),
-					Expected: fmt.Sprintf("accepts only tcp ports %v, never %d", allowed, DBPort), Actual: bad, Status: provision.Fail,
-					Evidence: []provision.Evidence{{Source: c.source(), Read: r.summary()}}})
+				f := c.m.Finding(fmt.Sprintf("chain %s: rule that %s", ch.Name, bad), fmt.Sprintf("accepts only tcp ports %v, never %d", allowed, DBPort))
+				out = append(out, provcheck.Fail(f, bad, "", provision.Evidence{Source: c.source(), Read: r.summary()}))
 			}
 		}
 	}
 	if len(out) > 0 {
 		return out
 	}
-	return []provision.Finding{{Property: "accepted tcp ports", Expected: fmt.Sprintf("only %v, never %d", allowed, DBPort),
-		Actual: fmt.Sprintf("only %v", allowed), Status: provision.Pass,
-		Evidence: []provision.Evidence{{Source: c.source(), Read: acceptedPorts(live)}}}}
+	return []provision.Finding{provcheck.Pass(c.m.Finding("accepted tcp ports", fmt.Sprintf("only %v, never %d", allowed, DBPort)),
+		fmt.Sprintf("only %v", allowed), provision.Evidence{Source: c.source(), Read: acceptedPorts(live)})}
 }
 
 func acceptedPorts(live state) string {

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -89,20 +88,22 @@ func (rs *Ruleset) writePersist(ctx context.Context, h host.Host) error {
 
 // verifyPersist checks each file equals its rendering. A missing or
 // different file fails with the first differing line as evidence.
-func (rs *Ruleset) verifyPersist(h host.Host) []provision.Finding {
+func (rs *Ruleset) verifyPersist(m provcheck.Meta, h host.Host) []provision.Finding {
 	var out []provision.Finding
 	for _, f := range rs.persistFiles() {
-		fd := provision.Finding{Property: "file " + f.path, Expected: "rendered from policy (" + fmt.Sprint(len(f.data)) + " bytes)", Status: provision.Pass}
+		fd := m.Finding("file "+f.path, "rendered from policy ("+fmt.Sprint(len(f.data))+" bytes)")
 		got, err := h.ReadFile(f.path)
+		// The source is the path on the target: the evidence describes the
+		// appliance, not wherever its root was mounted for an offline run.
+		ev := provision.Evidence{Source: f.path, Read: excerpt(got)}
 		switch {
 		case err != nil:
-			fd.Status, fd.Actual = provision.Fail, fmt.Sprintf("unreadable: %v", err)
+			fd = provcheck.Fail(fd, fmt.Sprintf("unreadable: %v", err), "", ev)
 		case !bytes.Equal(got, f.data):
-			fd.Status, fd.Actual = provision.Fail, "differs: "+firstDiff(f.data, got)
+			fd = provcheck.Fail(fd, "differs: "+firstDiff(f.data, got), "", ev)
 		default:
-			fd.Actual = "matches"
+			fd = provcheck.Pass(fd, "matches", ev)
 		}
-		fd.Evidence = []provision.Evidence{{Source: filepath.Join(h.Root(), f.path), Read: excerpt(got)}}
 		out = append(out, fd)
 	}
 	return out
