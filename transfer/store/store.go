@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -19,6 +20,9 @@ import (
 
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+// ErrNotFound is returned when a row does not exist.
+var ErrNotFound = errors.New("not found")
 
 // Store is the database pool plus the blob directory.
 type Store struct {
