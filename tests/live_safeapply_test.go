@@ -3,8 +3,12 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -180,9 +184,11 @@ var liveChangedRe = regexp.MustCompile(`would change (\d+) things`)
 
 // TestLiveCrashAnywhere kills `bulwark apply` with SIGKILL inside the live
 // guest at N points spread over every change it makes, then reruns it:
-// verify must pass every time. The crash point is the test-only hook
+// verify must pass every time. The crash point is the hook
 // BULWARK_CRASH_AFTER=k (apply SIGKILLs itself right after its k-th
-// journalled change, as cmd/bulwark's offline test uses). Each round starts
+// journalled change, as cmd/bulwark's offline test uses), which only the
+// test build has: the killed runs use that build (guestCrashBulwark), the
+// reruns and verifies the shipped one. Each round starts
 // from the default policy converged, crashes while converging to
 // crashPolicy, reruns and verifies crashPolicy, then applies and verifies
 // the default again, which leaves the shared guest converged.
@@ -191,6 +197,7 @@ func TestLiveCrashAnywhere(t *testing.T) {
 	guestApply(t, g, crashFamilies)
 	safeWrite(t, g, "/root/crash.yaml", crashPolicy)
 	crashPol := guestBulwark + " --policy /root/crash.yaml"
+	uploadCrashBulwark(t, g)
 	dry := guestRun(t, g, crashPol+" apply --dry-run --only "+crashFamilies)
 	m := liveChangedRe.FindStringSubmatch(dry.Stdout)
 	if dry.ExitCode != 0 || m == nil {
@@ -239,7 +246,7 @@ func crashRound(t *testing.T, g *qemu.Guest, crashPol string, k int) string {
 	t.Helper()
 	// The shell reports the signal as 128+9; the echo keeps it visible
 	// whatever the SSH layer does with a killed command.
-	r := guestRun(t, g, fmt.Sprintf("BULWARK_CRASH_AFTER=%d %s apply --only %s; echo exit=$?", k, crashPol, crashFamilies))
+	r := guestRun(t, g, fmt.Sprintf("BULWARK_CRASH_AFTER=%d %s --policy /root/crash.yaml apply --only %s; echo exit=$?", k, guestCrashBulwark, crashFamilies))
 	if !strings.Contains(r.Stdout, "exit=137") {
 		t.Fatalf("apply was not SIGKILLed after change %d:\n%s\n%s", k, r.Stdout, r.Stderr)
 	}
@@ -256,6 +263,30 @@ func crashRound(t *testing.T, g *qemu.Guest, crashPol string, k int) string {
 	}
 	t.Logf("killed after change %d (%s); rerun converged, verify passed", k, where)
 	return where
+}
+
+// guestCrashBulwark is where TestLiveCrashAnywhere puts the test build of
+// bulwark, beside the shipped one at guestBulwark.
+const guestCrashBulwark = "/root/bulwark-crashtest"
+
+// uploadCrashBulwark builds bulwark with -tags bulwarktest (the
+// BULWARK_CRASH_AFTER hook), static like the shipped one, and uploads it to
+// guestCrashBulwark; it is removed when the test ends.
+func uploadCrashBulwark(t *testing.T, g *qemu.Guest) {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bulwark-crashtest")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "bulwarktest", "-o", bin, "./cmd/bulwark")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build bulwark -tags bulwarktest: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := g.Upload(ctx, bin, guestCrashBulwark); err != nil {
+		t.Fatalf("upload %s: %v", guestCrashBulwark, err)
+	}
+	t.Cleanup(func() { guestRun(t, g, "rm -f "+guestCrashBulwark) })
 }
 
 // lastJournalEntry reads the newest journal, which must be the killed

@@ -3,26 +3,22 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/internal/safeapply"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
-	"github.com/bulwark-appliance/bulwark/provision/firewall"
 )
 
 type applyFlags struct {
@@ -37,7 +33,10 @@ type applyFlags struct {
 	unlessConfirmed bool
 }
 
-func init() {
+// newApplyCmd is `bulwark apply`, and `apply --rollback` (rollback.go).
+// The --confirm flow, which keeps a live change only if the admin path
+// still works, is in confirm.go.
+func newApplyCmd(g *rootFlags) *cobra.Command {
 	var f applyFlags
 	cmd := &cobra.Command{
 		Use:   "apply",
@@ -72,7 +71,7 @@ apply back when the time is up, even if bulwark is gone.`,
 			if f.rollback {
 				return runRollback(cmd, f)
 			}
-			return runApply(cmd, f)
+			return runApply(cmd, g, f)
 		},
 	}
 	fl := cmd.Flags()
@@ -86,17 +85,17 @@ apply back when the time is up, even if bulwark is gone.`,
 	fl.BoolVar(&f.unlessConfirmed, "unless-confirmed", false, "with --rollback: do nothing if the journal was confirmed (used by the rollback timer)")
 	_ = fl.MarkHidden("unless-confirmed")
 	addOnly(cmd, &f.only)
-	root.AddCommand(cmd)
+	return cmd
 }
 
-func runApply(cmd *cobra.Command, f applyFlags) error {
-	p, err := loadPolicy()
+func runApply(cmd *cobra.Command, g *rootFlags, f applyFlags) error {
+	p, err := g.loadPolicy()
 	if err != nil {
 		return err
 	}
 	controls, err := runner.Select(all.Families(), all.Controls(p), f.only)
 	if err != nil {
-		return usageErr(err)
+		return exitcode.UsageError(err)
 	}
 	live := isLiveRoot(f.rootDir)
 	if err := checkSafety(p, f, live, controls); err != nil {
@@ -106,7 +105,7 @@ func runApply(cmd *cobra.Command, f applyFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx, out := stageContext(cmd.Context()), cmd.OutOrStdout()
+	ctx, out := g.stageContext(cmd.Context()), cmd.OutOrStdout()
 	if f.confirm > 0 {
 		if err := armRollback(ctx, out, j, f.confirm); err != nil {
 			return err
@@ -138,14 +137,14 @@ func runApply(cmd *cobra.Command, f applyFlags) error {
 func checkSafety(p *policies.Policy, f applyFlags, live bool, controls []provision.Control) error {
 	switch {
 	case f.confirm < 0:
-		return usageErr(fmt.Errorf("--confirm %s: must be positive", f.confirm))
+		return exitcode.UsageError(fmt.Errorf("--confirm %s: must be positive", f.confirm))
 	case f.confirm > 0 && !live:
-		return usageErr(fmt.Errorf("--confirm needs the live system (--root /), not %s: an offline root has no session to lose", f.rootDir))
+		return exitcode.UsageError(fmt.Errorf("--confirm needs the live system (--root /), not %s: an offline root has no session to lose", f.rootDir))
 	case f.confirm > 0 && f.dryRun:
-		return usageErr(errors.New("--confirm and --dry-run together: a dry run changes nothing to confirm"))
+		return exitcode.UsageError(errors.New("--confirm and --dry-run together: a dry run changes nothing to confirm"))
 	case f.adminAddr != "":
 		if _, err := netip.ParseAddr(f.adminAddr); err != nil {
-			return usageErr(fmt.Errorf("--admin-addr %q: %w", f.adminAddr, err))
+			return exitcode.UsageError(fmt.Errorf("--admin-addr %q: %w", f.adminAddr, err))
 		}
 	}
 	if !live || f.confirm > 0 || f.force {
@@ -156,7 +155,7 @@ func checkSafety(p *policies.Policy, f applyFlags, live bool, controls []provisi
 		fams = append(fams, familyOf(c.ID()))
 	}
 	if err := safeapply.Guard(p, os.Getenv("SSH_CONNECTION"), fams); err != nil {
-		return usageErr(err)
+		return exitcode.UsageError(err)
 	}
 	return nil
 }
@@ -175,150 +174,31 @@ func isLiveRoot(dir string) bool {
 	return err == nil && abs == "/"
 }
 
-// applyHost builds the target host, with a journal unless dry-running.
-// BULWARK_CRASH_AFTER=N is a TEST-ONLY hook: apply SIGKILLs itself right
-// after its Nth change, so tests can prove a rerun converges from any
-// interruption point.
+// applyHost builds the target host, with a journal unless dry-running,
+// and with the test build's crash hook (crashhook.go) when there is one.
 func applyHost(f applyFlags) (*host.Local, *host.Journal, error) {
-	var opts []host.Option
 	if f.dryRun {
 		h, err := host.NewLocal(f.rootDir, host.DryRun())
 		if err != nil {
-			return nil, nil, usageErr(err)
+			return nil, nil, exitcode.UsageError(err)
 		}
 		return h, nil, nil
 	}
 	abs, err := filepath.Abs(f.rootDir)
 	if err != nil {
-		return nil, nil, usageErr(err)
+		return nil, nil, exitcode.UsageError(err)
 	}
 	if st, err := os.Stat(abs); err != nil || !st.IsDir() {
-		return nil, nil, usageErr(fmt.Errorf("--root %s: not a directory", f.rootDir))
+		return nil, nil, exitcode.UsageError(fmt.Errorf("--root %s: not a directory", f.rootDir))
 	}
 	j, err := host.NewJournal(abs)
 	if err != nil {
 		return nil, nil, err
 	}
-	opts = append(opts, host.WithJournal(j))
-	if n, err := strconv.Atoi(os.Getenv("BULWARK_CRASH_AFTER")); err == nil && n > 0 {
-		opts = append(opts, host.AfterChange(crashAfter(n)))
-	}
+	opts := append([]host.Option{host.WithJournal(j)}, crashHook()...)
 	h, err := host.NewLocal(abs, opts...)
 	if err != nil {
-		return nil, nil, usageErr(err)
+		return nil, nil, exitcode.UsageError(err)
 	}
 	return h, j, nil
-}
-
-func crashAfter(n int) func(host.Change) {
-	seen := 0
-	return func(host.Change) {
-		if seen++; seen == n {
-			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-	}
-}
-
-// armRollback starts the transient timer before anything changes, so a
-// crash half-way is rolled back too.
-func armRollback(ctx context.Context, out io.Writer, j *host.Journal, d time.Duration) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("--confirm: locate the bulwark binary for the rollback timer: %w", err)
-	}
-	argv := append(safeapply.TimerCommand(exe, "/", j.ID(), d), "--unless-confirmed")
-	if err := safeapply.Arm(ctx, argv); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "rollback armed: %s.timer restores journal %s in %s unless confirmed\n", safeapply.Unit, j.ID(), d)
-	return nil
-}
-
-// confirmOrWait confirms when the new policy admits the caller and a fresh
-// connection to SSH and the admin UI succeeds; otherwise it leaves the
-// timer to roll back and says how to keep the change.
-func confirmOrWait(ctx context.Context, out io.Writer, p *policies.Policy, f applyFlags, j *host.Journal) {
-	pending := fmt.Sprintf("NOT confirmed: journal %s is rolled back in %s unless you run `bulwark confirm`", j.ID(), f.confirm)
-	addr, reason := probeTarget(p, f)
-	if reason != "" {
-		fmt.Fprintf(out, "%s; %s\n", pending, reason)
-		return
-	}
-	ports := []uint16{p.Network.SSHPort, p.Network.AdminPort}
-	if err := safeapply.Probe(ctx, addr, ports, 3*time.Second); err != nil {
-		fmt.Fprintf(out, "%s; %v\n", pending, err)
-		return
-	}
-	if err := confirmJournal(ctx, j); err != nil {
-		fmt.Fprintf(out, "%s; auto-confirm failed: %v\n", pending, err)
-		return
-	}
-	fmt.Fprintf(out, "admin path probe ok (%s ports %v): journal %s confirmed, rollback timer stopped\n", addr, ports, j.ID())
-}
-
-// probeTarget picks the address to probe, or says why there is none.
-func probeTarget(p *policies.Policy, f applyFlags) (netip.Addr, string) {
-	s, ok, err := safeapply.ParseSession(os.Getenv("SSH_CONNECTION"))
-	if err != nil {
-		return netip.Addr{}, err.Error()
-	}
-	if ok && !firewall.Admits(p.Network, s.Client) {
-		return netip.Addr{}, fmt.Sprintf("the new policy does not admit your address %s", s.Client)
-	}
-	if f.adminAddr != "" {
-		return netip.MustParseAddr(f.adminAddr), ""
-	}
-	if ok {
-		return s.Server, ""
-	}
-	return netip.Addr{}, "no SSH_CONNECTION and no --admin-addr to probe the admin path with"
-}
-
-func confirmJournal(ctx context.Context, j *host.Journal) error {
-	if _, err := safeapply.Disarm(ctx); err != nil {
-		return err
-	}
-	return j.SetState(host.StateConfirmed)
-}
-
-func runRollback(cmd *cobra.Command, f applyFlags) error {
-	abs, err := filepath.Abs(f.rootDir)
-	if err != nil {
-		return usageErr(err)
-	}
-	j, err := openJournal(abs, f.journal)
-	if err != nil {
-		return usageErr(err)
-	}
-	out := cmd.OutOrStdout()
-	if st := j.State(); f.unlessConfirmed && (st == host.StateConfirmed || st == host.StateRolledBack) {
-		fmt.Fprintf(out, "journal %s is %s: nothing rolled back\n", j.ID(), st)
-		return nil
-	}
-	h, err := host.NewLocal(abs)
-	if err != nil {
-		return usageErr(err)
-	}
-	if h.Live() && !f.unlessConfirmed {
-		// A manual rollback supersedes a pending timer's.
-		if _, err := safeapply.Disarm(cmd.Context()); err != nil {
-			return err
-		}
-	}
-	lines, err := j.Rollback(cmd.Context(), "", h.Run)
-	for _, l := range lines {
-		fmt.Fprintf(out, "rollback %s: %s\n", j.ID(), l)
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "rolled back journal %s (%d entries)\n", j.ID(), len(lines))
-	return nil
-}
-
-func openJournal(root, id string) (*host.Journal, error) {
-	if id == "" {
-		return host.LastJournal(root)
-	}
-	return host.OpenJournal(root, id)
 }

@@ -9,12 +9,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies/frameworks"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
 )
 
-func init() {
+// newControlsCmd is `bulwark controls`.
+func newControlsCmd(g *rootFlags) *cobra.Command {
 	var format string
 	var rows bool
 	cmd := &cobra.Command{
@@ -26,9 +28,9 @@ responsible for it, and which controls cover it.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "table" && format != "json" {
-				return usageErr(fmt.Errorf("controls: --format %q: want table or json", format))
+				return exitcode.UsageError(fmt.Errorf("controls: --format %q: want table or json", format))
 			}
-			p, err := loadPolicy()
+			p, err := g.loadPolicy()
 			if err != nil {
 				return err
 			}
@@ -45,7 +47,7 @@ responsible for it, and which controls cover it.`,
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output `FORMAT`: table or json")
 	cmd.Flags().BoolVar(&rows, "rows", false, "list the catalogue rows and the controls covering each")
-	root.AddCommand(cmd)
+	return cmd
 }
 
 // controlView is one control as printed; the JSON tags are stable.

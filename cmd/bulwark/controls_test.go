@@ -3,15 +3,16 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision/all"
 )
 
-// TestControlsCommand runs `bulwark controls` as a user would. Flags are
-// always given explicitly: cobra keeps flag values between Execute calls.
+// TestControlsCommand runs `bulwark controls` as a user would.
 func TestControlsCommand(t *testing.T) {
 	p, err := policies.Load("")
 	if err != nil {
@@ -24,7 +25,7 @@ func TestControlsCommand(t *testing.T) {
 		code  int
 		check func(t *testing.T, out string)
 	}{
-		{"table", []string{"controls", "--format", "table", "--rows=false"}, exitOK, func(t *testing.T, out string) {
+		{"table", []string{"controls", "--format", "table", "--rows=false"}, exitcode.OK, func(t *testing.T, out string) {
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if !strings.HasPrefix(lines[0], "ID") || !strings.Contains(lines[0], "SOC 2") || !strings.Contains(lines[0], "SOX") {
 				t.Errorf("header %q", lines[0])
@@ -38,13 +39,13 @@ func TestControlsCommand(t *testing.T) {
 				}
 			}
 		}},
-		{"json", []string{"controls", "--format", "json", "--rows=false"}, exitOK, func(t *testing.T, out string) {
+		{"json", []string{"controls", "--format", "json", "--rows=false"}, exitcode.OK, func(t *testing.T, out string) {
 			var got []controlView
 			if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != len(ctrls) {
 				t.Errorf("want %d controls as JSON, got %d (%v)", len(ctrls), len(got), err)
 			}
 		}},
-		{"rows", []string{"controls", "--format", "json", "--rows"}, exitOK, func(t *testing.T, out string) {
+		{"rows", []string{"controls", "--format", "json", "--rows"}, exitcode.OK, func(t *testing.T, out string) {
 			var got []rowView
 			if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 17+19 {
 				t.Fatalf("want every catalogue row (36), got %d (%v)", len(got), err)
@@ -53,24 +54,21 @@ func TestControlsCommand(t *testing.T) {
 				t.Errorf("first row %+v, want SOC2 CC1 customer", got[0])
 			}
 		}},
-		{"rows table", []string{"controls", "--format", "table", "--rows"}, exitOK, func(t *testing.T, out string) {
+		{"rows table", []string{"controls", "--format", "table", "--rows"}, exitcode.OK, func(t *testing.T, out string) {
 			for _, want := range []string{"PI1.1–PI1.5", "Network Security", "RESPONSIBILITY"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("no %q in\n%s", want, out)
 				}
 			}
 		}},
-		{"bad format", []string{"controls", "--format", "yaml", "--rows=false"}, exitBadArgs, nil},
-		{"bad policy", []string{"--policy", "../../policies/testdata/bad/bad-cidr.yaml", "controls", "--format", "table"}, exitBadArgs, nil},
-		{"extra argument", []string{"controls", "everything"}, exitBadArgs, nil},
+		{"bad format", []string{"controls", "--format", "yaml", "--rows=false"}, exitcode.Usage, nil},
+		{"bad policy", []string{"--policy", "../../policies/testdata/bad/bad-cidr.yaml", "controls", "--format", "table"}, exitcode.Usage, nil},
+		{"extra argument", []string{"controls", "everything"}, exitcode.Usage, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout bytes.Buffer
-			root.SetOut(&stdout)
-			defer root.SetOut(nil)
-			defer func() { policyFile = "" }()
-			if code := run(tt.args); code != tt.code {
+			if code := run(tt.args, &stdout, os.Stderr); code != tt.code {
 				t.Fatalf("bulwark %s: exit %d, want %d", strings.Join(tt.args, " "), code, tt.code)
 			}
 			if tt.check != nil {

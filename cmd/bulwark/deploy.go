@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/deploy/local"
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 )
 
 // providerCommand is the hidden subcommand the engine runs (through the
@@ -25,7 +26,8 @@ type deployFlags struct {
 	machine                         local.Config
 }
 
-func init() {
+// newDeployCmd is `bulwark deploy`.
+func newDeployCmd(g *rootFlags) *cobra.Command {
 	var f deployFlags
 	cmd := &cobra.Command{
 		Use:   "deploy",
@@ -38,7 +40,7 @@ healthy. --preview shows the plan, --destroy removes the VM, its disks and
 the stack. The passphrase comes from PULUMI_CONFIG_PASSPHRASE or is
 generated into <state>/passphrase (mode 0600).`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd, g, f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.target, "target", "local", "deployment target (only `local` runs from here; AWS: deploy/aws/program)")
@@ -55,9 +57,12 @@ generated into <state>/passphrase (mode 0600).`,
 	fl.StringVar(&m.Health, "health", "https", "health check: https (GET on 443) or ssh (banner on 22, images without the service)")
 	fl.StringVar(&m.HealthPath, "health-path", "/healthz", "HTTPS health `PATH`")
 	fl.IntVar(&m.BootTimeoutSeconds, "boot-timeout", 900, "seconds to wait for health")
-	root.AddCommand(cmd)
+	return cmd
+}
 
-	root.AddCommand(&cobra.Command{
+// newDeployProviderCmd is the hidden provider the engine starts.
+func newDeployProviderCmd() *cobra.Command {
+	return &cobra.Command{
 		Use: providerCommand, Hidden: true, DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The engine passes its address and flags; the SDK's Main
@@ -65,7 +70,7 @@ generated into <state>/passphrase (mode 0600).`,
 			os.Args = append([]string{local.PluginBinary}, args...)
 			return local.Serve(cmd.Context())
 		},
-	})
+	}
 }
 
 func defaultState() string {
@@ -76,14 +81,14 @@ func defaultState() string {
 	return filepath.Join(home, ".local", "state", "bulwark", "pulumi")
 }
 
-func runDeploy(cmd *cobra.Command, f deployFlags) error {
+func runDeploy(cmd *cobra.Command, g *rootFlags, f deployFlags) error {
 	if f.target != "local" {
-		return usageErr(fmt.Errorf("deploy: --target %q: only local runs from bulwark deploy (AWS: pulumi up in deploy/aws/program)", f.target))
+		return exitcode.UsageError(fmt.Errorf("deploy: --target %q: only local runs from bulwark deploy (AWS: pulumi up in deploy/aws/program)", f.target))
 	}
 	if f.destroy && f.preview {
-		return usageErr(fmt.Errorf("deploy: --destroy and --preview exclude each other"))
+		return exitcode.UsageError(fmt.Errorf("deploy: --destroy and --preview exclude each other"))
 	}
-	p, err := loadPolicy()
+	p, err := g.loadPolicy()
 	if err != nil {
 		return err
 	}
@@ -92,11 +97,11 @@ func runDeploy(cmd *cobra.Command, f deployFlags) error {
 		return fmt.Errorf("deploy: own path for the provider shim: %w", err)
 	}
 	if !f.destroy && f.machine.Image == "" {
-		return usageErr(fmt.Errorf("deploy: --image is required (a qcow2 built by make image)"))
+		return exitcode.UsageError(fmt.Errorf("deploy: --image is required (a qcow2 built by make image)"))
 	}
 	if f.machine.Image != "" {
 		if f.machine.Image, err = filepath.Abs(f.machine.Image); err != nil {
-			return usageErr(err)
+			return exitcode.UsageError(err)
 		}
 	}
 	d := &local.Deploy{Stack: f.stack, StateDir: f.state, Policy: p, Machine: f.machine,

@@ -11,11 +11,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/evidence"
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies/frameworks"
 	"github.com/bulwark-appliance/bulwark/provision"
 )
 
-func init() {
+// newEvidenceCmd is `bulwark evidence`.
+func newEvidenceCmd() *cobra.Command {
 	var in, out string
 	cmd := &cobra.Command{
 		Use:   "evidence --in results.json --out DIR",
@@ -33,16 +35,16 @@ customer's responsibility are never marked pass.`,
 	cmd.Flags().StringVar(&out, "out", "", "output `DIR` (created if missing)")
 	_ = cmd.MarkFlagRequired("in")
 	_ = cmd.MarkFlagRequired("out")
-	root.AddCommand(cmd)
+	return cmd
 }
 
 func runEvidence(w io.Writer, in, out string) error {
 	if in == "" || out == "" {
-		return usageErr(errors.New("evidence: both --in FILE and --out DIR are needed"))
+		return exitcode.UsageError(errors.New("evidence: both --in FILE and --out DIR are needed"))
 	}
 	r, err := readResults(in)
 	if err != nil {
-		return usageErr(err)
+		return exitcode.UsageError(err)
 	}
 	cats, err := frameworks.Load()
 	if err != nil {
@@ -51,7 +53,7 @@ func runEvidence(w io.Writer, in, out string) error {
 	m, err := evidence.Build(r, cats)
 	if err != nil {
 		// A finding naming an unknown row is in the input file: the caller's to fix.
-		return usageErr(fmt.Errorf("%s: %w", in, err))
+		return exitcode.UsageError(fmt.Errorf("%s: %w", in, err))
 	}
 	paths, err := evidence.WriteBundle(out, r, cats)
 	if err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 )
 
 const goodResults = `{
@@ -28,14 +30,14 @@ func TestEvidenceCommand(t *testing.T) {
 		code    int
 		message string // in the error (exit != 0) or the output (exit 0)
 	}{
-		{"writes the bundle", goodResults, false, exitOK, "0 rows pass / 2 fail / 0 n-a / "},
-		{"malformed JSON", `{"tool": "bulwark", "findings": [`, false, exitBadArgs, "results.json: not verify results JSON"},
-		{"unknown field", `{"tool": "bulwark", "findngs": []}`, false, exitBadArgs, `unknown field "findngs"`},
-		{"trailing data", goodResults + `{}`, false, exitBadArgs, "trailing data"},
-		{"unknown status", strings.Replace(goodResults, `"status": "pass"`, `"status": "ok"`, 1), false, exitBadArgs, `findings[1] (ssh.daemon): status "ok"`},
-		{"unknown row", strings.Replace(goodResults, `"SOC2:CC1"`, `"SOC2:CC10"`, 1), false, exitBadArgs, `names framework row "SOC2:CC10"`},
-		{"missing file", "", false, exitBadArgs, "no such file"},
-		{"empty --out", goodResults, true, exitBadArgs, "--out DIR"},
+		{"writes the bundle", goodResults, false, exitcode.OK, "0 rows pass / 2 fail / 0 n-a / "},
+		{"malformed JSON", `{"tool": "bulwark", "findings": [`, false, exitcode.Usage, "results.json: not verify results JSON"},
+		{"unknown field", `{"tool": "bulwark", "findngs": []}`, false, exitcode.Usage, `unknown field "findngs"`},
+		{"trailing data", goodResults + `{}`, false, exitcode.Usage, "trailing data"},
+		{"unknown status", strings.Replace(goodResults, `"status": "pass"`, `"status": "ok"`, 1), false, exitcode.Usage, `findings[1] (ssh.daemon): status "ok"`},
+		{"unknown row", strings.Replace(goodResults, `"SOC2:CC1"`, `"SOC2:CC10"`, 1), false, exitcode.Usage, `names framework row "SOC2:CC10"`},
+		{"missing file", "", false, exitcode.Usage, "no such file"},
+		{"empty --out", goodResults, true, exitcode.Usage, "--out DIR"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,12 +52,10 @@ func TestEvidenceCommand(t *testing.T) {
 				}
 			}
 			var stdout bytes.Buffer
-			root.SetOut(&stdout)
-			defer root.SetOut(nil)
-			if code := run([]string{"evidence", "--in", in, "--out", out}); code != tc.code {
+			if code := run([]string{"evidence", "--in", in, "--out", out}, &stdout, os.Stderr); code != tc.code {
 				t.Fatalf("exit %d, want %d; output:\n%s", code, tc.code, stdout.String())
 			}
-			if tc.code != exitOK {
+			if tc.code != exitcode.OK {
 				if _, err := os.Stat(filepath.Join(dir, "evidence")); !os.IsNotExist(err) {
 					t.Errorf("bad input still created the output directory")
 				}

@@ -5,10 +5,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/provision/firewall"
 )
 
-func init() {
+// newFirewallCmd is `bulwark firewall` and its one subcommand, show.
+func newFirewallCmd(g *rootFlags) *cobra.Command {
 	var live bool
 	show := &cobra.Command{
 		Use:   "show",
@@ -18,14 +20,14 @@ func init() {
 <network.table> back from the kernel through netlink instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadPolicy()
+			p, err := g.loadPolicy()
 			if err != nil {
 				return err
 			}
 			fw := firewall.New(p.Network, firewall.Options{})
 			rs, err := fw.Ruleset()
 			if err != nil {
-				return usageErr(err)
+				return exitcode.UsageError(err)
 			}
 			text := rs.Text()
 			if live {
@@ -40,5 +42,5 @@ func init() {
 	show.Flags().BoolVar(&live, "live", false, "print the live table read back through netlink")
 	fw := &cobra.Command{Use: "firewall", Short: "Inspect the appliance firewall (nftables)"}
 	fw.AddCommand(show)
-	root.AddCommand(fw)
+	return fw
 }

@@ -16,8 +16,9 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 )
 
-func init() {
-	root.AddCommand(&cobra.Command{
+// newFirstbootCmd is `bulwark firstboot`, run by the firstboot unit.
+func newFirstbootCmd(g *rootFlags) *cobra.Command {
+	return &cobra.Command{
 		Use:   "firstboot",
 		Short: "Encrypt (first boot only), unlock and mount the data volume",
 		Long: `firstboot runs from ` + luks.UnitName + ` on every boot of the instance.
@@ -44,7 +45,7 @@ never formatted. Each step checks first, so a rerun changes nothing and
 says so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadPolicy()
+			p, err := g.loadPolicy()
 			if err != nil {
 				return err
 			}
@@ -71,7 +72,7 @@ says so.`,
 			return printChanges(cmd.OutOrStdout(), "firstboot", h.Changes(),
 				fmt.Sprintf("%s already unlocked and mounted at %s; nothing changed", luks.MapperPath, p.LUKS.MountPoint))
 		},
-	})
+	}
 }
 
 // printChanges prints each change, or none when there were none.

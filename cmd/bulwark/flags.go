@@ -2,61 +2,50 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 )
 
-// policyFile is the global --policy flag: an operator file merged over the
-// embedded defaults.
-var policyFile string
+// rootFlags are the root's persistent flags, shared by every subcommand.
+type rootFlags struct {
+	// policyFile is an operator file merged over the embedded defaults.
+	policyFile string
+	// imageBuild is set by the Packer provisioner in the build VM, where
+	// instance-only checks are not applicable.
+	imageBuild bool
+}
 
-func init() {
-	root.PersistentFlags().StringVar(&policyFile, "policy", "", "policy `FILE` merged over the embedded defaults")
+func (g *rootFlags) register(root *cobra.Command) {
+	fl := root.PersistentFlags()
+	fl.StringVar(&g.policyFile, "policy", "", "policy `FILE` merged over the embedded defaults")
+	fl.BoolVar(&g.imageBuild, "image-build", false,
+		"this is an image being built: checks that only hold on a deployed instance (LUKS data volume, clamd with signatures) report not-applicable with why")
 }
 
 // loadPolicy loads the effective policy; a malformed one is a usage error
 // (exit 2) whose message names file:line:column and the field.
-func loadPolicy() (*policies.Policy, error) {
-	p, err := policies.Load(policyFile)
+func (g *rootFlags) loadPolicy() (*policies.Policy, error) {
+	p, err := policies.Load(g.policyFile)
 	if err != nil {
-		return nil, usageErr(err)
+		return nil, exitcode.UsageError(err)
 	}
 	return p, nil
 }
 
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, s := range []string{"unknown flag", "unknown command", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
+// stageContext carries the run's stage to the controls.
+func (g *rootFlags) stageContext(ctx context.Context) context.Context {
+	if g.imageBuild {
+		return provision.WithStage(ctx, provision.ImageBuild)
 	}
-	return false
+	return ctx
 }
 
 // addOnly adds the --only flag: a comma-separated list of control IDs or
 // family names.
 func addOnly(cmd *cobra.Command, dst *[]string) {
 	cmd.Flags().StringSliceVar(dst, "only", nil, "run only these controls or families (`ID,…`, e.g. firewall or ssh.daemon)")
-}
-
-// imageBuild is the global --image-build flag: the Packer provisioner sets
-// it in the build VM, where instance-only checks are not applicable.
-var imageBuild bool
-
-func init() {
-	root.PersistentFlags().BoolVar(&imageBuild, "image-build", false,
-		"this is an image being built: checks that only hold on a deployed instance (LUKS data volume, clamd with signatures) report not-applicable with why")
-}
-
-// stageContext carries the run's stage to the controls.
-func stageContext(ctx context.Context) context.Context {
-	if imageBuild {
-		return provision.WithStage(ctx, provision.ImageBuild)
-	}
-	return ctx
 }

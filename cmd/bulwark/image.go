@@ -14,11 +14,19 @@ import (
 	"github.com/bulwark-appliance/bulwark/images/base"
 )
 
-func init() {
+// newImageCmd is `bulwark image` and its subcommands, base and export
+// (image_export.go).
+func newImageCmd() *cobra.Command {
 	img := &cobra.Command{
 		Use:   "image",
 		Short: "Build the images the appliance is made from",
 	}
+	img.AddCommand(newImageBaseCmd(), newImageExportCmd())
+	return img
+}
+
+// newImageBaseCmd is `bulwark image base`.
+func newImageBaseCmd() *cobra.Command {
 	var outJSON, cache, key string
 	b := &cobra.Command{
 		Use:   "base [--out-json FILE] [--cache DIR]",
@@ -37,8 +45,7 @@ FILE as JSON (what 'make image' feeds to packer build). Progress goes to stderr.
 	b.Flags().StringVar(&outJSON, "out-json", "", "also write the result as JSON to `FILE`")
 	b.Flags().StringVar(&cache, "cache", "", "cache `DIR` for the rootfs and disks (default ~/.cache/bulwark)")
 	b.Flags().StringVar(&key, "build-key", "", "build key `FILE` (default ~/.cache/bulwark/keys/build_ed25519; created when missing)")
-	img.AddCommand(b, newImageExportCmd())
-	root.AddCommand(img)
+	return b
 }
 
 func runImageBase(ctx context.Context, w io.Writer, opts base.ImageOptions, outJSON string) error {

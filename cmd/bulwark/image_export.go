@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/images/export"
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 )
 
 // newImageExportCmd is `bulwark image export`; the work is images/export.
@@ -50,11 +51,11 @@ a VMware guest id, e.g. 101:other5xLinux64Guest:Linux.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			guest, err := export.ParseOS(osType)
 			if err != nil {
-				return usageErr(fmt.Errorf("image export: --os-type: %w", err))
+				return exitcode.UsageError(fmt.Errorf("image export: --os-type: %w", err))
 			}
 			opts.Machine.OS = guest
 			if err := opts.Validate(); err != nil {
-				return usageErr(err)
+				return exitcode.UsageError(err)
 			}
 			opts.Progress = cmd.ErrOrStderr()
 			return runImageExport(cmd.Context(), cmd.OutOrStdout(), in, out, opts)

@@ -10,13 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 )
 
 // TestImageExportCommand: bad flags are usage errors (exit 2) that touch
 // nothing; an input that is not an image fails (exit 1); a small real disk
-// exports and the table lists every format. Every case passes every flag:
-// root is shared, and cobra keeps a flag's value from the run before.
+// exports and the table lists every format.
 func TestImageExportCommand(t *testing.T) {
 	testutil.RequireTools(t, "qemu-img", "sfdisk")
 	dir := t.TempDir()
@@ -43,12 +43,12 @@ func TestImageExportCommand(t *testing.T) {
 		code  int
 		want  string // in stdout when exit 0
 	}{
-		{"bad os type", disk, []string{"--os-type", "windows"}, exitBadArgs, ""},
-		{"bad controller", disk, []string{"--scsi", "ide"}, exitBadArgs, ""},
-		{"negative cpus", disk, []string{"--cpus", "-1"}, exitBadArgs, ""},
-		{"path as name", disk, []string{"--name", "../x"}, exitBadArgs, ""},
-		{"not an image", notImage, nil, exitFailed, ""},
-		{"exports", disk, []string{"--os-type", "96:debian12_64Guest"}, exitOK, "bulwark-test.ova"},
+		{"bad os type", disk, []string{"--os-type", "windows"}, exitcode.Usage, ""},
+		{"bad controller", disk, []string{"--scsi", "ide"}, exitcode.Usage, ""},
+		{"negative cpus", disk, []string{"--cpus", "-1"}, exitcode.Usage, ""},
+		{"path as name", disk, []string{"--name", "../x"}, exitcode.Usage, ""},
+		{"not an image", notImage, nil, exitcode.Failed, ""},
+		{"exports", disk, []string{"--os-type", "96:debian12_64Guest"}, exitcode.OK, "bulwark-test.ova"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -56,14 +56,10 @@ func TestImageExportCommand(t *testing.T) {
 			args := append([]string{"image", "export", "--in", tc.in, "--out", out,
 				"--name", "bulwark-test", "--os-type", "debian12", "--scsi", "lsilogic", "--cpus", "2"}, tc.extra...)
 			var stdout, stderr bytes.Buffer
-			root.SetOut(&stdout)
-			root.SetErr(&stderr)
-			defer root.SetOut(nil)
-			defer root.SetErr(nil)
-			if code := run(args); code != tc.code {
+			if code := run(args, &stdout, &stderr); code != tc.code {
 				t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
 			}
-			if tc.code != exitOK {
+			if tc.code != exitcode.OK {
 				if _, err := os.Stat(out); !os.IsNotExist(err) {
 					t.Errorf("a failed export left %s (%v)", out, err)
 				}

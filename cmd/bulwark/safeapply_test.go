@@ -22,20 +22,23 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 )
 
 // TestMain lets a test run the real CLI as a separate process (so apply
 // can be SIGKILLed without killing the test): with BULWARK_RUN_MAIN=1 the
-// test binary is bulwark.
+// test binary is bulwark. It also removes the binaries bulwarkBinary built.
 func TestMain(m *testing.M) {
 	if os.Getenv("BULWARK_RUN_MAIN") == "1" {
-		os.Exit(run(os.Args[1:]))
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	if path := os.Getenv("BULWARK_HOLD_DPKG_LOCK"); path != "" {
 		os.Exit(holdDpkgLock(path))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeBuilds()
+	os.Exit(code)
 }
 
 type result struct {
@@ -44,11 +47,18 @@ type result struct {
 	out    string
 }
 
-// bulwark runs the CLI in a child process with extra environment.
+// bulwark runs the CLI (this test binary) in a child process with extra
+// environment.
 func bulwark(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), "BULWARK_RUN_MAIN=1"), env...)
+	return runBinary(t, os.Args[0], append([]string{"BULWARK_RUN_MAIN=1"}, env...), args...)
+}
+
+// runBinary runs a bulwark binary with extra environment.
+func runBinary(t *testing.T, bin string, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var b bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &b, &b
 	err := cmd.Run()
@@ -155,8 +165,8 @@ var changedRe = regexp.MustCompile(`would change (\d+) things`)
 //  1. apply, then --rollback restores /etc byte for byte, mode for mode
 //     and owner for owner (acceptance b);
 //  2. for N crash points spread over every change apply makes, apply is
-//     SIGKILLed right after its Nth change (BULWARK_CRASH_AFTER, a
-//     test-only hook), then rerun: it converges and verify passes every
+//     SIGKILLed right after its Nth change (BULWARK_CRASH_AFTER, a hook
+//     only the -tags bulwarktest build has), then rerun: it converges and verify passes every
 //     time (acceptance a). Two --rollback runs (the rerun's journal, then
 //     the crashed run's) put the tree back for the next point, which also
 //     proves a crashed run's journal rolls back.
@@ -215,7 +225,8 @@ func crashPoints(total int) []int {
 
 func crashThenConverge(t *testing.T, root string, n int) {
 	t.Helper()
-	r := bulwark(t, []string{"BULWARK_CRASH_AFTER=" + strconv.Itoa(n)}, "apply", "--root", root, "--only", crashOnly)
+	crashing := bulwarkBinary(t, "bulwarktest")
+	r := runBinary(t, crashing, []string{"BULWARK_CRASH_AFTER=" + strconv.Itoa(n)}, "apply", "--root", root, "--only", crashOnly)
 	if !r.killed {
 		t.Fatalf("apply was not killed after change %d (exit %d)\n%s", n, r.code, r.out)
 	}
@@ -261,8 +272,8 @@ func TestGuardRefusesSessionOutsidePolicy(t *testing.T) {
 	for _, only := range []string{"firewall", "ssh", "firewall,baseline"} {
 		env := []string{"SSH_CONNECTION=198.51.100.7 50022 192.0.2.1 22"}
 		r := bulwark(t, env, "apply", "--dry-run", "--only", only)
-		if r.code != exitBadArgs {
-			t.Errorf("--only %s: exit %d, want %d\n%s", only, r.code, exitBadArgs, r.out)
+		if r.code != exitcode.Usage {
+			t.Errorf("--only %s: exit %d, want %d\n%s", only, r.code, exitcode.Usage, r.out)
 		}
 		for _, want := range []string{"198.51.100.7", "ssh_admin_networks", "Nothing was changed", "--confirm"} {
 			if !strings.Contains(r.out, want) {
@@ -309,8 +320,8 @@ func TestApplyFlagErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		r := bulwark(t, nil, tc.args...)
-		if r.code != exitBadArgs || !strings.Contains(r.out, tc.want) {
-			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, r.code, exitBadArgs, tc.want, r.out)
+		if r.code != exitcode.Usage || !strings.Contains(r.out, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, r.code, exitcode.Usage, tc.want, r.out)
 		}
 	}
 	if ids, _ := host.Journals(dir); len(ids) != 0 {

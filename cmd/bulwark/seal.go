@@ -5,13 +5,15 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/provision/all"
 	"github.com/bulwark-appliance/bulwark/provision/pro"
 )
 
-func init() {
+// newSealCmd is `bulwark seal`, the image build's last step.
+func newSealCmd(g *rootFlags) *cobra.Command {
 	var rootDir string
 	cmd := &cobra.Command{
 		Use:   "seal",
@@ -28,15 +30,15 @@ image ships on the builder's Pro contract (on Debian it says there is
 nothing to detach). The Packer provisioner runs it after verify.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadPolicy()
+			p, err := g.loadPolicy()
 			if err != nil {
 				return err
 			}
 			h, err := host.NewLocal(rootDir)
 			if err != nil {
-				return usageErr(err)
+				return exitcode.UsageError(err)
 			}
-			ctx := stageContext(cmd.Context())
+			ctx := g.stageContext(cmd.Context())
 			n, err := runner.Seal(ctx, h, all.Controls(p))
 			var note string
 			if err == nil {
@@ -54,5 +56,5 @@ nothing to detach). The Packer provisioner runs it after verify.`,
 		},
 	}
 	cmd.Flags().StringVar(&rootDir, "root", "/", "target root `DIR` (\"/\" is the image being built)")
-	root.AddCommand(cmd)
+	return cmd
 }

@@ -13,12 +13,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 )
 
-func init() {
+// newUnlockCmd is `bulwark unlock --recovery`.
+func newUnlockCmd(g *rootFlags) *cobra.Command {
 	var recovery bool
 	cmd := &cobra.Command{
 		Use:   "unlock --recovery",
@@ -42,9 +44,9 @@ The policy defaults to the one the image was built with (` + luks.PolicyFile + `
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !recovery {
-				return usageErr(errors.New("unlock: say --recovery: the TPM unlocks the volume at boot by itself, and this command is for when it did not"))
+				return exitcode.UsageError(errors.New("unlock: say --recovery: the TPM unlocks the volume at boot by itself, and this command is for when it did not"))
 			}
-			p, err := unlockPolicy()
+			p, err := unlockPolicy(g)
 			if err != nil {
 				return err
 			}
@@ -66,14 +68,14 @@ The policy defaults to the one the image was built with (` + luks.PolicyFile + `
 		},
 	}
 	cmd.Flags().BoolVar(&recovery, "recovery", false, "open the volume with the recovery key shown at the first boot")
-	root.AddCommand(cmd)
+	return cmd
 }
 
 // unlockPolicy is --policy when given, else the image's firstboot policy:
 // the values the volume was made with.
-func unlockPolicy() (*policies.Policy, error) {
-	if policyFile != "" {
-		return loadPolicy()
+func unlockPolicy(g *rootFlags) (*policies.Policy, error) {
+	if g.policyFile != "" {
+		return g.loadPolicy()
 	}
 	p, err := policies.Load(luks.PolicyFile)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/evidence"
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/policies"
@@ -20,7 +21,8 @@ import (
 // report is already written, so the message only sums up.
 var errVerifyFailed = errors.New("verify: some findings failed")
 
-func init() {
+// newVerifyCmd is `bulwark verify`.
+func newVerifyCmd(g *rootFlags) *cobra.Command {
 	var rootDir, format, out string
 	var only []string
 	var o runner.VerifyOptions
@@ -43,7 +45,7 @@ control's wall time and how many processes the system started while it
 ran, slowest first: the next slow control shows without reading code.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runVerify(cmd, rootDir, format, out, only, o)
+			return runVerify(cmd, g, rootDir, format, out, only, o)
 		},
 	}
 	cmd.Flags().StringVar(&rootDir, "root", "/", "target root `DIR` (\"/\" is the live system)")
@@ -52,30 +54,30 @@ ran, slowest first: the next slow control shows without reading code.`,
 	cmd.Flags().IntVar(&o.Jobs, "jobs", 0, "verify at most `N` controls at once (0: one per CPU)")
 	cmd.Flags().BoolVar(&o.Profile, "profile", false, "one control at a time; print each one's wall time and process starts to stderr")
 	addOnly(cmd, &only)
-	root.AddCommand(cmd)
+	return cmd
 }
 
-func runVerify(cmd *cobra.Command, rootDir, format, out string, only []string, o runner.VerifyOptions) error {
+func runVerify(cmd *cobra.Command, g *rootFlags, rootDir, format, out string, only []string, o runner.VerifyOptions) error {
 	write, err := writer(format)
 	if err != nil {
-		return usageErr(err)
+		return exitcode.UsageError(err)
 	}
 	if o.Jobs < 0 {
-		return usageErr(fmt.Errorf("--jobs %d: want 0 (one per CPU) or more", o.Jobs))
+		return exitcode.UsageError(fmt.Errorf("--jobs %d: want 0 (one per CPU) or more", o.Jobs))
 	}
-	p, err := loadPolicy()
+	p, err := g.loadPolicy()
 	if err != nil {
 		return err
 	}
 	controls, err := runner.Select(all.Families(), all.Controls(p), only)
 	if err != nil {
-		return usageErr(err)
+		return exitcode.UsageError(err)
 	}
 	h, err := host.NewLocal(rootDir)
 	if err != nil {
-		return usageErr(err)
+		return exitcode.UsageError(err)
 	}
-	res, timings := runner.VerifyWith(stageContext(cmd.Context()), h, controls, policies.Hash(p), o)
+	res, timings := runner.VerifyWith(g.stageContext(cmd.Context()), h, controls, policies.Hash(p), o)
 	if o.Profile {
 		if err := runner.WriteProfile(cmd.ErrOrStderr(), timings); err != nil {
 			return err

@@ -31,7 +31,7 @@ import (
 // SIGTERM a real process without a separate go build.
 func TestMain(m *testing.M) {
 	if os.Getenv("BULWARK_TRANSFERD_CHILD") == "1" {
-		os.Exit(run(os.Args[1:]))
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -267,7 +267,7 @@ func TestSIGTERMFinishesInFlightUpload(t *testing.T) {
 func TestBadPolicyIsUsageError(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(p, []byte("transfer:\n  max_upload_mib: lots\n"), 0o644)
-	if code := run([]string{"--policy", p, "--listen", filepath.Join(t.TempDir(), "s")}); code != 2 {
+	if code := run([]string{"--policy", p, "--listen", filepath.Join(t.TempDir(), "s")}, io.Discard, io.Discard); code != 2 {
 		t.Errorf("bad policy: exit %d, want 2", code)
 	}
 }

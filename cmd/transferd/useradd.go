@@ -6,52 +6,53 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/transfer/auth"
 	"github.com/bulwark-appliance/bulwark/transfer/store"
 )
 
-// useradd bootstraps accounts (the first sysadmin has nobody to create it
-// through the API). The password is read from stdin, never argv.
-func init() {
+// newUseraddCmd is `transferd useradd`: it bootstraps accounts (the first
+// sysadmin has nobody to create it through the API). The password is read
+// from stdin, never argv.
+func newUseraddCmd(d *daemonFlags) *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
 		Use:   "useradd USERNAME",
 		Short: "create a local account; password on stdin, TOTP secret printed for admins",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := loadPolicy(); err != nil {
+			if err := d.loadPolicy(); err != nil {
 				return err
 			}
 			if !auth.ValidRole(role) {
-				return usageError{fmt.Errorf("--role %q: want sysadmin, admin or user", role)}
+				return exitcode.UsageError(fmt.Errorf("--role %q: want sysadmin, admin or user", role))
 			}
-			pw, err := bufio.NewReader(os.Stdin).ReadString('\n')
+			pw, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
 			if err != nil && pw == "" {
-				return usageError{fmt.Errorf("read password from stdin: %w", err)}
+				return exitcode.UsageError(fmt.Errorf("read password from stdin: %w", err))
 			}
 			pw = strings.TrimRight(pw, "\r\n")
-			strength, err := auth.NewStrength(opts.Policy.Passwords)
+			strength, err := auth.NewStrength(d.opts.Policy.Passwords)
 			if err != nil {
 				return err
 			}
 			if err := strength.Check(pw); err != nil {
-				return usageError{err}
+				return exitcode.UsageError(err)
 			}
-			return addUser(cmd, args[0], role, pw)
+			return addUser(cmd, d, args[0], role, pw)
 		},
 	}
 	cmd.Flags().StringVar(&role, "role", "user", "sysadmin, admin or user")
-	root.AddCommand(cmd)
+	return cmd
 }
 
-func addUser(cmd *cobra.Command, name, role, pw string) error {
+func addUser(cmd *cobra.Command, d *daemonFlags, name, role, pw string) error {
 	ctx := context.Background()
-	st, err := store.Open(ctx, opts.DB, opts.DataDir)
+	st, err := store.Open(ctx, d.opts.DB, d.opts.DataDir)
 	if err != nil {
 		return err
 	}
