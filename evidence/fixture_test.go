@@ -1,7 +1,6 @@
 package evidence
 
 import (
-	"flag"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"path/filepath"
 	"testing"
@@ -10,8 +9,6 @@ import (
 	"github.com/bulwark-appliance/bulwark/policies/frameworks"
 	"github.com/bulwark-appliance/bulwark/provision"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // testCatalogues are small hand-built catalogues with one row of each kind
 // the status rules distinguish; the shipped catalogues are exercised by
@@ -76,5 +73,5 @@ func mustBuild(t *testing.T) Matrix {
 // golden compares got with testdata/name, rewriting it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
+	testutil.Golden(t, filepath.Join("testdata", name), got)
 }

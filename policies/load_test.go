@@ -2,7 +2,6 @@ package policies
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"net/netip"
@@ -11,8 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // parts splits a joined error into its parts and fails unless every part is
 // a *Error: callers rely on errors.As to place each problem.
@@ -64,7 +61,7 @@ func TestLoadBad(t *testing.T) {
 
 func golden(t *testing.T, path, got string) {
 	t.Helper()
-	testutil.Golden(t, path, []byte(got), *update)
+	testutil.Golden(t, path, []byte(got))
 }
 
 // TestErrorPlace checks file, line, column and field exactly for one

@@ -29,6 +29,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/deploy/local"
 	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/qemu/qemutest"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
@@ -126,7 +127,7 @@ func TestE2E(t *testing.T) {
 			t.Parallel()
 			disk := strings.TrimSuffix(in.image, ".qcow2") + f.ext
 			start := time.Now()
-			g := qemu.Boot(t, qemu.Options{
+			g := qemutest.Boot(t, qemu.Options{
 				Disk: disk, Firmware: f.fw, ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
 				User: e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
 			})
@@ -152,7 +153,7 @@ func e2eQcow2(t *testing.T, in e2eInputs, rec *bootRecord) {
 	// admits), so only a peer with its own address shows what the
 	// firewall of the built image lets the internet reach.
 	n := newTapNet(t)
-	g := qemu.Boot(t, qemu.Options{
+	g := qemutest.Boot(t, qemu.Options{
 		Disk: in.image, Firmware: qemu.SecureBoot,
 		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
 		// The instance's key, as deploy/local delivers it: the volume is
@@ -522,7 +523,7 @@ func e2eBreakSSH(t *testing.T, g *qemu.Guest) {
 // e2eInternetPorts: from the internet peer, 80 and 443 connect to nginx,
 // and SSH, the admin UI and PostgreSQL's port are dropped (time out, not
 // refused: a refusal would mean the packet passed the firewall). SSH
-// itself works on the admin path: qemu.Boot logged in over it.
+// itself works on the admin path: qemutest.Boot logged in over it.
 func e2eInternetPorts(t *testing.T, n tapNet) {
 	for _, tc := range []struct {
 		port int

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/qemu/qemutest"
 )
 
 // TestLiveFirmwareBoot boots the base disk the ways platforms do: SeaBIOS
@@ -41,7 +42,7 @@ func TestLiveFirmwareBoot(t *testing.T) {
 				opts.Disk = grownCopy(t, d.Path, tc.growMB)
 			}
 			start := time.Now()
-			g := qemu.Boot(t, opts)
+			g := qemutest.Boot(t, opts)
 			t.Logf("%s: boot to SSH in %s", tc.fw, time.Since(start).Round(time.Second))
 			efi := run(t, g, "test -d /sys/firmware/efi && echo efi || echo bios").Stdout
 			if got := strings.TrimSpace(efi) == "efi"; got != tc.efi {

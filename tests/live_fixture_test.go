@@ -20,7 +20,7 @@ import (
 // costs a minute or more, and every family's test works the same way —
 // apply, verify, break, verify fails, apply again — so each test leaves the
 // guest converged for the next. Tests that need a pristine or rebooted
-// guest boot their own with liveDisk + qemu.Boot.
+// guest boot their own with liveDisk + qemutest.Boot.
 var shared struct {
 	once  sync.Once
 	guest *qemu.Guest

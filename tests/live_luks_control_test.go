@@ -13,6 +13,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/qemu/qemutest"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/database"
@@ -39,7 +40,7 @@ func TestLiveLUKSControl(t *testing.T) {
 
 	opts := guestOptions(d, key)
 	opts.ExtraDisks = []string{blankDisk(t, 512)}
-	g := qemu.Boot(t, opts)
+	g := qemutest.Boot(t, opts)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("guest console (last 40 lines):\n%s", g.ConsoleTail(40))
@@ -67,7 +68,7 @@ func TestLiveLUKSControl(t *testing.T) {
 	}
 	// Apply only enables the units (image time); start the path unit as
 	// the instance's boot would.
-	g.MustRun(t, "systemctl start "+luks.PathName)
+	qemutest.MustRun(t, g, "systemctl start "+luks.PathName)
 	// No key yet: the unit is skipped, nothing is mounted, verify fails.
 	requireFailed(t, requireVerify(t, g, "luks", 1, pol), "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
 
@@ -81,8 +82,8 @@ func TestLiveLUKSControl(t *testing.T) {
 	onVolume := pg.VolumeDataDir(p.LUKS.MountPoint)
 	waitDataDirectory(t, g, onVolume) // firstboot stopped it, copied the cluster, started it again
 	requireVerify(t, g, "database,luks", 0, pol)
-	g.MustRun(t, "echo secret-payload > "+p.Transfer.DataDir+"/canary && sync")
-	g.MustRun(t, "test ! -e "+p.LUKS.KeyFile) // firstboot deleted the delivered key
+	qemutest.MustRun(t, g, "echo secret-payload > "+p.Transfer.DataDir+"/canary && sync")
+	qemutest.MustRun(t, g, "test ! -e "+p.LUKS.KeyFile) // firstboot deleted the delivered key
 	if r := run(t, g, "grep -c secret-payload "+p.LUKS.Device); r.ExitCode == 0 {
 		t.Errorf("plaintext found on the raw device %s", p.LUKS.Device)
 	}
@@ -95,14 +96,14 @@ func TestLiveLUKSControl(t *testing.T) {
 	requireFailed(t, requireVerify(t, g, "luks", 1, pol), "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
 	deliverKey(t, g, keyFile, p.LUKS.KeyFile) // as the platform does on every boot
 	waitMounted(t, g, p.LUKS.MountPoint)
-	if got := strings.TrimSpace(g.MustRun(t, "cat "+p.Transfer.DataDir+"/canary")); got != "secret-payload" {
+	if got := strings.TrimSpace(qemutest.MustRun(t, g, "cat "+p.Transfer.DataDir+"/canary")); got != "secret-payload" {
 		t.Fatalf("after reboot the volume holds %q, want secret-payload", got)
 	}
 	waitDataDirectory(t, g, onVolume) // held down until the key came, then started by firstboot
 	requireVerify(t, g, "database,luks", 0, pol)
 
 	// Break: the server's data directory back on the root disk.
-	g.MustRun(t, "sed -i 's|"+onVolume+"|"+pg.DataDir+"|' "+pg.ConfDir+"/conf.d/bulwark-data-volume.conf && systemctl restart "+pg.ClusterSvc)
+	qemutest.MustRun(t, g, "sed -i 's|"+onVolume+"|"+pg.DataDir+"|' "+pg.ConfDir+"/conf.d/bulwark-data-volume.conf && systemctl restart "+pg.ClusterSvc)
 	requireFailed(t, requireVerify(t, g, "database", 1, pol), "data_directory (running server)", pg.DataDir)
 	guestApply(t, g, "database", pol) // rewrites the file and restarts the server on the volume
 	waitDataDirectory(t, g, onVolume)
@@ -110,7 +111,7 @@ func TestLiveLUKSControl(t *testing.T) {
 
 	// Break: unmount and close. Verify names the control and the evidence.
 	// The server holds files on the volume open, so it stops first.
-	g.MustRun(t, "systemctl stop "+pg.ClusterSvc+" && umount "+p.LUKS.MountPoint+" && cryptsetup close "+luks.MapperName)
+	qemutest.MustRun(t, g, "systemctl stop "+pg.ClusterSvc+" && umount "+p.LUKS.MountPoint+" && cryptsetup close "+luks.MapperName)
 	fs := requireVerify(t, g, "luks", 1, pol)
 	requireFailed(t, fs, "mount "+p.LUKS.MountPoint, "no entry for "+p.LUKS.MountPoint)
 	for _, f := range fs {
@@ -120,7 +121,7 @@ func TestLiveLUKSControl(t *testing.T) {
 	}
 	// Repair leaves the guest converged.
 	deliverKey(t, g, keyFile, p.LUKS.KeyFile)
-	g.MustRun(t, "systemctl restart "+luks.UnitName)
+	qemutest.MustRun(t, g, "systemctl restart "+luks.UnitName)
 	waitMounted(t, g, p.LUKS.MountPoint)
 	waitDataDirectory(t, g, onVolume)
 	requireVerify(t, g, "database,luks", 0, pol)
@@ -169,9 +170,9 @@ func imageHasNoKey(t *testing.T, p *policies.Policy) {
 // every boot: a root-only key file on tmpfs.
 func deliverKey(t *testing.T, g *qemu.Guest, local, remote string) {
 	t.Helper()
-	g.MustRun(t, "install -d -m 0700 "+filepath.Dir(remote))
+	qemutest.MustRun(t, g, "install -d -m 0700 "+filepath.Dir(remote))
 	upload(t, g, local, remote+".tmp")
-	g.MustRun(t, "chmod 0400 "+remote+".tmp && mv "+remote+".tmp "+remote)
+	qemutest.MustRun(t, g, "chmod 0400 "+remote+".tmp && mv "+remote+".tmp "+remote)
 }
 
 // waitMounted polls until the path unit has run firstboot and the volume

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/qemu/qemutest"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
@@ -63,7 +64,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	opts.TPMState = filepath.Join(dir, "tpm")
 	opts.ExtraDisks = []string{blankDisk(t, 512)}
 
-	g := qemu.Boot(t, opts)
+	g := qemutest.Boot(t, opts)
 	logOnFailure(t, g)
 	bins, err := buildStatic(dir, "bulwark")
 	if err != nil {
@@ -79,7 +80,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	}
 	upload(t, g, polFile, "/root/luks-policy.yaml")
 	upload(t, g, unitFile, "/etc/systemd/system/bulwark-canary.service")
-	g.MustRun(t, "systemctl daemon-reload && systemctl enable bulwark-canary.service")
+	qemutest.MustRun(t, g, "systemctl daemon-reload && systemctl enable bulwark-canary.service")
 	pol := "--policy /root/luks-policy.yaml"
 	guestApply(t, g, "database,luks", pol)
 	if out := guestApply(t, g, "database,luks", pol); !strings.Contains(strings.ToLower(out), "no change") {
@@ -88,13 +89,13 @@ func TestLiveLUKSTPM2(t *testing.T) {
 
 	// First boot, as the instance's boot runs it.
 	start := time.Now()
-	g.MustRun(t, "systemctl start "+luks.UnitName)
+	qemutest.MustRun(t, g, "systemctl start "+luks.UnitName)
 	t.Logf("first boot: encrypted, enrolled and mounted in %s", time.Since(start).Round(time.Second))
 	rk := recoveryKeyFromConsole(t, g)
 	if r := run(t, g, "journalctl -b --no-pager | grep -c "+rk); strings.TrimSpace(r.Stdout) != "0" {
 		t.Errorf("the recovery key is in the journal (%s lines): it must be shown on the console only", r.Stdout)
 	}
-	dump := g.MustRun(t, "cryptsetup luksDump "+p.LUKS.Device)
+	dump := qemutest.MustRun(t, g, "cryptsetup luksDump "+p.LUKS.Device)
 	t.Logf("luksDump after enrolment:\n%s", dump)
 	pg := guestLayout(t, g)
 	waitDataDirectory(t, g, pg.VolumeDataDir(p.LUKS.MountPoint))
@@ -105,8 +106,8 @@ func TestLiveLUKSTPM2(t *testing.T) {
 			t.Errorf("luks.volume does not report a %s slot: %s", want, header)
 		}
 	}
-	g.MustRun(t, "systemctl is-active "+luks.MountUnit(p.LUKS)+" bulwark-canary.service")
-	g.MustRun(t, "echo secret-payload > "+p.LUKS.MountPoint+"/canary && sync")
+	qemutest.MustRun(t, g, "systemctl is-active "+luks.MountUnit(p.LUKS)+" bulwark-canary.service")
+	qemutest.MustRun(t, g, "echo secret-payload > "+p.LUKS.MountPoint+"/canary && sync")
 
 	// Power off and boot again, Secure Boot as before: the TPM alone
 	// unlocks. A cold boot, as a cloud instance's stop and start is (a
@@ -138,7 +139,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 		t.Errorf("the console does not say the volume is locked:\n%s", g.ConsoleTail(30))
 	}
 	var st luks.Status
-	if err := json.Unmarshal([]byte(g.MustRun(t, "cat "+luks.StatusFile)), &st); err != nil || st.State != "locked" || !strings.Contains(st.Reason, "PCR 7") {
+	if err := json.Unmarshal([]byte(qemutest.MustRun(t, g, "cat "+luks.StatusFile)), &st); err != nil || st.State != "locked" || !strings.Contains(st.Reason, "PCR 7") {
 		t.Errorf("%s = %+v (%v); want locked, naming PCR 7", luks.StatusFile, st, err)
 	}
 	for _, user := range []string{"nobody", "postgres"} {
@@ -156,7 +157,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	if r := run(t, g, "printf '%s\\n' "+wrong+" | "+guestBulwark+" unlock --recovery"); r.ExitCode == 0 || !strings.Contains(r.Stderr, "refused the recovery key") {
 		t.Errorf("unlock with a wrong key: exit %d\n%s%s", r.ExitCode, r.Stdout, r.Stderr)
 	}
-	g.MustRun(t, "test ! -e "+luks.MapperPath+" && test ! -e /run/bulwark/recovery.key")
+	qemutest.MustRun(t, g, "test ! -e "+luks.MapperPath+" && test ! -e /run/bulwark/recovery.key")
 	// The right one opens it, and what was held back starts.
 	r := run(t, g, "printf '%s\\n' "+rk+" | "+guestBulwark+" unlock --recovery")
 	if r.ExitCode != 0 {
@@ -168,7 +169,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	}
 	waitActive(t, g, "bulwark-canary.service")
 	waitDataDirectory(t, g, pg.VolumeDataDir(p.LUKS.MountPoint))
-	g.MustRun(t, "test ! -e "+luks.StatusFile+" && test ! -e /run/bulwark/recovery.key")
+	qemutest.MustRun(t, g, "test ! -e "+luks.StatusFile+" && test ! -e /run/bulwark/recovery.key")
 	requireVerify(t, g, "database,luks", 0, pol)
 }
 
@@ -185,7 +186,7 @@ func coldBoot(t *testing.T, g *qemu.Guest, opts qemu.Options) *qemu.Guest {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	g = qemu.Boot(t, opts)
+	g = qemutest.Boot(t, opts)
 	t.Logf("%s boot: SSH after %s", opts.Firmware, time.Since(start).Round(time.Second))
 	logOnFailure(t, g)
 	return g

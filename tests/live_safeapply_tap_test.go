@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/qemu/qemutest"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 )
 
@@ -79,7 +80,7 @@ func TestLiveSafeApplyTap(t *testing.T) {
 	}
 	opts := guestOptions(d, key)
 	opts.Tap = &qemu.Tap{Ifname: n.tap, MAC: tapMAC}
-	g := qemu.Boot(t, opts)
+	g := qemutest.Boot(t, opts)
 	n.attachTap(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

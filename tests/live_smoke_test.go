@@ -15,6 +15,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/images/base"
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
+	"github.com/bulwark-appliance/bulwark/internal/qemu/qemutest"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 )
 
@@ -78,20 +79,20 @@ func TestLiveSmoke(t *testing.T) {
 	}
 	opts := guestOptions(d, key)
 	opts.ExtraDisks = []string{blankDisk(t, 1024)}
-	g := qemu.Boot(t, opts)
+	g := qemutest.Boot(t, opts)
 	t.Logf("boot to SSH: %s", g.BootTime.Round(100*time.Millisecond))
 
 	checkSystemRunning(t, g)
-	if cmdline := g.MustRun(t, "cat /proc/cmdline"); !strings.Contains(cmdline, "root=/dev/vda1") || !strings.Contains(cmdline, "console=ttyS0") {
+	if cmdline := qemutest.MustRun(t, g, "cat /proc/cmdline"); !strings.Contains(cmdline, "root=/dev/vda1") || !strings.Contains(cmdline, "console=ttyS0") {
 		t.Errorf("/proc/cmdline = %q, want the disk's root and console", cmdline)
 	}
 	// 1 GiB in 512-byte sectors.
-	if size := strings.TrimSpace(g.MustRun(t, "cat /sys/block/vdb/size")); size != "2097152" {
+	if size := strings.TrimSpace(qemutest.MustRun(t, g, "cat /sys/block/vdb/size")); size != "2097152" {
 		t.Errorf("/dev/vdb size = %s sectors, want 2097152", size)
 	}
 	checkFileRoundTrip(t, g)
 
-	g.MustRun(t, "echo survives-reboot > /root/marker && sync")
+	qemutest.MustRun(t, g, "echo survives-reboot > /root/marker && sync")
 	ctx, cancel := context.WithTimeout(context.Background(), guestOptions(d, key).BootTimeout)
 	defer cancel()
 	start := time.Now()
@@ -99,7 +100,7 @@ func TestLiveSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("reboot to SSH: %s", time.Since(start).Round(100*time.Millisecond))
-	if got := strings.TrimSpace(g.MustRun(t, "cat /root/marker")); got != "survives-reboot" {
+	if got := strings.TrimSpace(qemutest.MustRun(t, g, "cat /root/marker")); got != "survives-reboot" {
 		t.Errorf("marker after reboot = %q", got)
 	}
 
@@ -133,7 +134,7 @@ func checkSystemRunning(t *testing.T, g *qemu.Guest) {
 	switch state {
 	case "running":
 	case "degraded":
-		t.Logf("system degraded; failed units:\n%s", g.MustRun(t, "systemctl --failed --no-legend --plain"))
+		t.Logf("system degraded; failed units:\n%s", qemutest.MustRun(t, g, "systemctl --failed --no-legend --plain"))
 	default:
 		t.Errorf("system state %q, want running or degraded", state)
 	}
@@ -151,7 +152,7 @@ func checkFileRoundTrip(t *testing.T, g *qemu.Guest) {
 	if err := g.Upload(ctx, src, "/tmp/it's here"); err != nil {
 		t.Fatal(err)
 	}
-	if mode := strings.TrimSpace(g.MustRun(t, `stat -c %a "/tmp/it's here"`)); mode != "640" {
+	if mode := strings.TrimSpace(qemutest.MustRun(t, g, `stat -c %a "/tmp/it's here"`)); mode != "640" {
 		t.Errorf("uploaded mode %s, want 640", mode)
 	}
 	dst := filepath.Join(dir, "down")

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,8 +23,6 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // TestOfflineApplyVerify is issue 2's acceptance test, run as a user would:
 // build bulwark, harden a copy of the real Debian base tree, prove a second
@@ -265,7 +262,7 @@ func TestOfflineApplyAll(t *testing.T) {
 	if got, want := findingsText(res, true), findingsText(seq, true); got != want {
 		t.Errorf("concurrent verify differs from one at a time:\n%s", lineDiff(want, got))
 	}
-	testutil.Golden(t, "testdata/offline-verify.golden", []byte(findingsText(res, false)), *update)
+	testutil.Golden(t, "testdata/offline-verify.golden", []byte(findingsText(res, false)))
 }
 
 // findingsText is one line per finding, without timings. full adds what

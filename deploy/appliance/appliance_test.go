@@ -2,31 +2,18 @@ package appliance
 
 import (
 	"encoding/base64"
-	"flag"
-	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/goccy/go-yaml"
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/bulwark-appliance/bulwark/deploy/internal/mocktest"
-	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
 const testKey = "0123456789abcdef0123456789abcdef-test-key"
-
-func defaultPolicy(t *testing.T) *policies.Policy {
-	t.Helper()
-	var p policies.Policy
-	if err := yaml.Unmarshal(policies.DefaultYAML(), &p); err != nil {
-		t.Fatalf("decode default policy: %v", err)
-	}
-	return &p
-}
 
 // machine is a consumer-side Target for the component's own tests: it
 // registers one custom resource the way a real target must (parented,
@@ -57,7 +44,7 @@ func TestApplianceComponent(t *testing.T) {
 	target := &machine{}
 	var url, admin, id *mocktest.Value
 	err := mocktest.Run(m, func(ctx *pulumi.Context) error {
-		app, err := NewAppliance(ctx, "app", &ApplianceArgs{Policy: defaultPolicy(t), Target: target, LUKSKey: pulumi.String(testKey)})
+		app, err := NewAppliance(ctx, "app", &ApplianceArgs{Policy: policiestest.Default(t), Target: target, LUKSKey: pulumi.String(testKey)})
 		if err != nil {
 			return err
 		}
@@ -120,7 +107,7 @@ func TestApplianceRejectsBadArgs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &mocktest.Mocks{}
-			args := &ApplianceArgs{Policy: defaultPolicy(t), Target: &machine{}, LUKSKey: pulumi.String(testKey)}
+			args := &ApplianceArgs{Policy: policiestest.Default(t), Target: &machine{}, LUKSKey: pulumi.String(testKey)}
 			tt.args(args)
 			err := mocktest.Run(m, func(ctx *pulumi.Context) error {
 				_, err := NewAppliance(ctx, "app", args)
@@ -137,7 +124,7 @@ func TestApplianceRejectsBadArgs(t *testing.T) {
 }
 
 func TestCloudInit(t *testing.T) {
-	p := defaultPolicy(t)
+	p := policiestest.Default(t)
 	p.Syslog.Target = "192.0.2.10:6514"
 	got, err := CloudInit(p, testKey)
 	if err != nil {
@@ -157,5 +144,5 @@ func TestCloudInit(t *testing.T) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	testutil.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
+	testutil.Golden(t, filepath.Join("testdata", name), []byte(got))
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/goccy/go-yaml"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/ebs"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/ec2"
 	"github.com/pulumi/pulumi-aws/sdk/v7/go/aws/s3"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/deploy/internal/mocktest"
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
 
 const testKey = "0123456789abcdef0123456789abcdef-test-key"
@@ -40,15 +40,6 @@ func computed(a pulumi.MockResourceArgs) resource.PropertyMap {
 		return resource.PropertyMap{"arn": resource.NewProperty("arn:aws:iam::111122223333:role/" + a.Name), "name": resource.NewProperty(a.Name)}
 	}
 	return nil
-}
-
-func defaultPolicy(t *testing.T) *policies.Policy {
-	t.Helper()
-	var p policies.Policy
-	if err := yaml.Unmarshal(policies.DefaultYAML(), &p); err != nil {
-		t.Fatalf("decode default policy: %v", err)
-	}
-	return &p
 }
 
 func image(t *testing.T) string {
@@ -78,7 +69,7 @@ func run(t *testing.T, pol *policies.Policy, tweak func(any)) *mocktest.Mocks {
 }
 
 func TestInvariantsHold(t *testing.T) {
-	pol := defaultPolicy(t)
+	pol := policiestest.Default(t)
 	m := run(t, pol, nil)
 	for name, err := range checkAll(pol, m.Resources()) {
 		t.Errorf("invariant %s: %v", name, err)
@@ -174,7 +165,7 @@ func TestInvariantsCatchBrokenProgram(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pol := defaultPolicy(t)
+			pol := policiestest.Default(t)
 			failed := checkAll(pol, run(t, pol, tt.tweak).Resources())
 			err := failed[tt.invariant]
 			if err == nil || !strings.Contains(err.Error(), tt.evidence) {
@@ -187,8 +178,8 @@ func TestInvariantsCatchBrokenProgram(t *testing.T) {
 // TestPolicyChangeTouchesOnlyRules is the mock-level `pulumi preview`: a new
 // admin CIDR changes the inputs of the admin port's rule and nothing else.
 func TestPolicyChangeTouchesOnlyRules(t *testing.T) {
-	before := defaultPolicy(t)
-	after := defaultPolicy(t)
+	before := policiestest.Default(t)
+	after := policiestest.Default(t)
 	var extra policies.Prefix
 	if err := extra.UnmarshalText([]byte("203.0.113.0/24")); err != nil {
 		t.Fatal(err)
@@ -276,7 +267,7 @@ func TestAMIBootModeAndTPM(t *testing.T) {
 			}
 			m := &mocktest.Mocks{Computed: computed}
 			key := pulumi.ToSecret(pulumi.String(testKey)).(pulumi.StringOutput)
-			p := defaultPolicy(t)
+			p := policiestest.Default(t)
 			if tt.keySource != "" {
 				p.LUKS.KeySource = tt.keySource
 			}
@@ -294,7 +285,7 @@ func TestAMIBootModeAndTPM(t *testing.T) {
 			if got := str(in, "tpmSupport"); got != tt.wantTPM {
 				t.Errorf("tpmSupport = %q, want %q", got, tt.wantTPM)
 			}
-			failed := checkAll(defaultPolicy(t), m.Resources())
+			failed := checkAll(policiestest.Default(t), m.Resources())
 			if err := failed["ami-boots-uefi"]; (err == nil) != tt.wantInvariants {
 				t.Errorf("ami-boots-uefi = %v, want it to hold: %v", err, tt.wantInvariants)
 			}
@@ -313,7 +304,7 @@ func TestTPM2KeySourceNeedsUEFI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := defaultPolicy(t)
+	p := policiestest.Default(t)
 	p.LUKS.KeySource = policies.KeySourceTPM2
 	m := &mocktest.Mocks{Computed: computed}
 	key := pulumi.ToSecret(pulumi.String(testKey)).(pulumi.StringOutput)

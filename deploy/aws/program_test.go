@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/deploy/internal/mocktest"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
 
 // TestRunReadsStackConfig runs the real entry point with configuration the
@@ -43,7 +44,7 @@ func TestRunReadsStackConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pol := defaultPolicy(t)
+			pol := policiestest.Default(t)
 			for name, err := range checkAll(pol, m.Resources()) {
 				t.Errorf("invariant %s: %v", name, err)
 			}

@@ -2,32 +2,17 @@ package netpolicy
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
-	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/goccy/go-yaml"
-
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-// defaultPolicy decodes the embedded defaults directly: policies.Load is
-// being written in parallel and this package must not wait for it.
-func defaultPolicy(t *testing.T) *policies.Policy {
-	t.Helper()
-	var p policies.Policy
-	if err := yaml.Unmarshal(policies.DefaultYAML(), &p); err != nil {
-		t.Fatalf("decode default policy: %v", err)
-	}
-	return &p
-}
 
 func prefixes(t *testing.T, ss ...string) []policies.Prefix {
 	t.Helper()
@@ -39,7 +24,7 @@ func prefixes(t *testing.T, ss ...string) []policies.Prefix {
 }
 
 func TestIngressGolden(t *testing.T) {
-	p := defaultPolicy(t)
+	p := policiestest.Default(t)
 	in, err := Ingress(p.Network)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +39,7 @@ func TestIngressGolden(t *testing.T) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
+	testutil.Golden(t, filepath.Join("testdata", name), got)
 }
 
 // TestIngressMirrorsPolicy cross-checks the derived rules against the policy
@@ -84,7 +69,7 @@ func TestIngressMirrorsPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := defaultPolicy(t).Network
+			n := policiestest.Default(t).Network
 			tt.mutate(&n)
 			rules, err := Ingress(n)
 			if err != nil {
@@ -118,7 +103,7 @@ func TestMirrorsPolicyCatchesDrift(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := defaultPolicy(t).Network
+			n := policiestest.Default(t).Network
 			rules, err := Ingress(n)
 			if err != nil {
 				t.Fatal(err)
@@ -147,7 +132,7 @@ func TestIngressRejectsBadPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := defaultPolicy(t).Network
+			n := policiestest.Default(t).Network
 			tt.mutate(&n)
 			rules, err := Ingress(n)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -174,7 +159,7 @@ func TestEgress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := defaultPolicy(t)
+			p := policiestest.Default(t)
 			tt.mutate(p)
 			rules, err := Egress(p)
 			if tt.wantErr != "" {

@@ -2,15 +2,12 @@ package export
 
 import (
 	"encoding/xml"
-	"flag"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // ovfDoc is the part of a descriptor the tests read back: parsing it is
 // what an importer does first, so a malformed or mis-escaped OVF fails here.
@@ -77,7 +74,7 @@ func TestRenderOVF(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			testutil.Golden(t, filepath.Join("testdata", tt.name+".ovf"), got, *update)
+			testutil.Golden(t, filepath.Join("testdata", tt.name+".ovf"), got)
 
 			var d ovfDoc
 			if err := xml.Unmarshal(got, &d); err != nil {

@@ -6,15 +6,12 @@ import (
 	"context"
 	"time"
 
-	"flag"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 func TestArgs(t *testing.T) {
 	plan := Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{22: 40022}}
@@ -47,7 +44,7 @@ func TestArgs(t *testing.T) {
 
 func golden(t *testing.T, path, got string) {
 	t.Helper()
-	testutil.Golden(t, path, []byte(got), *update)
+	testutil.Golden(t, path, []byte(got))
 }
 
 func TestOptionsRejectBadInput(t *testing.T) {

@@ -5,9 +5,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
+	"go/types"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ import (
 type proof struct {
 	pkg      string // module-relative package directory
 	test     string // the Test function
-	brk      string // literal in that test's file naming the breakage (its subtest name)
+	brk      string // the breakage, as it appears in that test: see testTokens
 	evidence string // what the failing finding's evidence shows (docs/controls.md)
 }
 
@@ -80,7 +81,8 @@ var breakable = map[string][]proof{
 
 // TestEveryControlIsBreakable: every registered control has a proof, no
 // proof names a control that no longer exists, and each named test exists
-// in its package with the named breakage in its file. It does not run the
+// in its package with the named breakage in its own body (or in a
+// function or variable of its package the body refers to). It does not run the
 // tests (they need root, real services or a guest); it keeps the matrix
 // honest and complete, and `go test -run` on each proof runs them.
 func TestEveryControlIsBreakable(t *testing.T) {
@@ -119,6 +121,12 @@ func TestMatrixCheckBites(t *testing.T) {
 		{"stale control", map[string][]proof{"clamav.daemon": {good}, "clamav.gone": {good}}, "clamav.gone, which no family registers"},
 		{"test missing", map[string][]proof{"clamav.daemon": {{"provision/clamav", "TestNoSuch", "x", ""}}}, "no func TestNoSuch"},
 		{"breakage missing", map[string][]proof{"clamav.daemon": {{"provision/clamav", "TestClamAVOnRootfs", "no such breakage", ""}}}, `does not contain the breakage "no such breakage"`},
+		// In the file, but in another test: the old check, which searched
+		// the file's text, passed this.
+		{"breakage in another test", map[string][]proof{"clamav.daemon": {{"provision/clamav", "TestClamAVOnRootfs", "clam.Stop()", ""}}}, `TestClamAVOnRootfs does not contain the breakage "clam.Stop()"`},
+		// Part of a literal is not the literal.
+		{"breakage a fragment", map[string][]proof{"clamav.daemon": {{"provision/clamav", "TestClamAVOnRootfs", "TCPSocket", ""}}}, `does not contain the breakage "TCPSocket"`},
+		{"not a test", map[string][]proof{"clamav.daemon": {{"provision/clamav", "testsvc", "x", ""}}}, "no func testsvc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,21 +155,22 @@ func matrixProblems(t *testing.T, registered map[string]string, matrix map[strin
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	srcs := map[string]map[string]string{} // pkg -> Test name -> its file's source
+	pkgs := map[string]*testPkg{}
 	for _, id := range ids {
 		if _, ok := registered[id]; !ok {
 			out = append(out, fmt.Sprintf("breakable lists %s, which no family registers", id))
 		}
 		for _, pr := range matrix[id] {
-			if srcs[pr.pkg] == nil {
-				srcs[pr.pkg] = testFuncs(t, pr.pkg)
+			if pkgs[pr.pkg] == nil {
+				pkgs[pr.pkg] = parseTestPkg(t, pr.pkg)
 			}
-			src, ok := srcs[pr.pkg][pr.test]
+			tp := pkgs[pr.pkg]
+			fn, ok := tp.decls[pr.test].(*ast.FuncDecl)
 			switch {
-			case !ok:
+			case !ok || !strings.HasPrefix(pr.test, "Test"):
 				out = append(out, fmt.Sprintf("%s: %s has no func %s in its _test.go files", id, pr.pkg, pr.test))
-			case !strings.Contains(src, pr.brk):
-				out = append(out, fmt.Sprintf("%s: %s %s: its file does not contain the breakage %q", id, pr.pkg, pr.test, pr.brk))
+			case !tp.has(fn, pr.brk):
+				out = append(out, fmt.Sprintf("%s: %s %s does not contain the breakage %q (a string literal, call or comment in the test or what it calls)", id, pr.pkg, pr.test, pr.brk))
 			}
 		}
 	}
@@ -169,31 +178,95 @@ func matrixProblems(t *testing.T, registered map[string]string, matrix map[strin
 	return out
 }
 
-// testFuncs parses pkg's _test.go files (relative to the module root,
-// two levels up) and maps each top-level Test function to its file's text.
-func testFuncs(t *testing.T, pkg string) map[string]string {
+// testPkg is one directory's _test.go files, parsed: its top-level
+// functions and variables by name, and every comment.
+type testPkg struct {
+	decls    map[string]ast.Node // *ast.FuncDecl or *ast.ValueSpec
+	comments []*ast.Comment
+}
+
+// parseTestPkg parses pkg's _test.go files (relative to the module root,
+// two levels up).
+func parseTestPkg(t *testing.T, pkg string) *testPkg {
 	t.Helper()
 	dir := filepath.Join("..", "..", filepath.FromSlash(pkg))
 	files, err := filepath.Glob(filepath.Join(dir, "*_test.go"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("package %s: no _test.go files in %s (%v)", pkg, dir, err)
 	}
-	out := map[string]string{}
+	tp := &testPkg{decls: map[string]ast.Node{}}
 	fset := token.NewFileSet()
 	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		af, err := parser.ParseFile(fset, f, src, parser.SkipObjectResolution)
+		af, err := parser.ParseFile(fset, f, nil, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
 			t.Fatalf("parse %s: %v", f, err)
 		}
+		for _, cg := range af.Comments {
+			tp.comments = append(tp.comments, cg.List...)
+		}
 		for _, d := range af.Decls {
-			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Test") {
-				out[fn.Name.Name] = string(src)
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil {
+					tp.decls[d.Name.Name] = d
+				}
+			case *ast.GenDecl:
+				for _, spec := range d.Specs {
+					if vs, ok := spec.(*ast.ValueSpec); ok {
+						for _, n := range vs.Names {
+							tp.decls[n.Name] = vs
+						}
+					}
+				}
 			}
 		}
 	}
-	return out
+	return tp
+}
+
+// has reports whether brk is one of test's tokens: the value of a string
+// literal (a subtest or Breakage name, a table row), the source of a call
+// (clam.Stop()), or the start of a comment, anywhere in the test's body or
+// in a function or variable of the package that the body names, followed
+// transitively. The breakage is found through the test's symbol, so a
+// string elsewhere in its file — another test, a comment above it — does
+// not count.
+func (tp *testPkg) has(test *ast.FuncDecl, brk string) bool {
+	seen := map[ast.Node]bool{}
+	found := false
+	var walk func(n ast.Node)
+	walk = func(root ast.Node) {
+		if found || seen[root] {
+			return
+		}
+		seen[root] = true
+		for _, c := range tp.comments {
+			if c.Pos() >= root.Pos() && c.End() <= root.End() &&
+				strings.HasPrefix(strings.TrimSpace(strings.TrimPrefix(c.Text, "//")), brk) {
+				found = true
+				return
+			}
+		}
+		ast.Inspect(root, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.BasicLit:
+				if n.Kind == token.STRING {
+					if v, err := strconv.Unquote(n.Value); err == nil && v == brk {
+						found = true
+					}
+				}
+			case *ast.CallExpr:
+				if types.ExprString(n) == brk {
+					found = true
+				}
+			case *ast.Ident:
+				if d, ok := tp.decls[n.Name]; ok && d != root {
+					walk(d)
+				}
+			}
+			return !found
+		})
+	}
+	walk(test)
+	return found
 }

@@ -4,7 +4,6 @@ package audit
 
 import (
 	"context"
-	"flag"
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"os"
 	"path/filepath"
@@ -16,8 +15,6 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // siemPolicy forwards to a SIEM; the CA is one every Debian tree has, as
 // the offline tests only need rsyslog to accept the path.
@@ -148,7 +145,7 @@ func TestRenderGolden(t *testing.T) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	testutil.Golden(t, filepath.Join("testdata", name), got, *update)
+	testutil.Golden(t, filepath.Join("testdata", name), got)
 }
 
 // TestCompileImmutableMatchesAugenrules: the compilation bulwark does while

@@ -1,26 +1,20 @@
 package firewall
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 // defaultNetwork is the shipped policy's network section, through the
 // real loader.
 func defaultNetwork(t testing.TB) policies.Network {
 	t.Helper()
-	p, err := policies.Load("")
-	if err != nil {
-		t.Fatalf("load default policy: %v", err)
-	}
-	return p.Network
+	return policiestest.Default(t).Network
 }
 
 func prefixes(t testing.TB, ss ...string) []policies.Prefix {
@@ -49,20 +43,7 @@ func TestRenderGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rs.Text()
-	golden := filepath.Join("testdata", "default.nft")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("rendered ruleset differs from %s (go test -update to accept):\n%s", golden, got)
-	}
+	testutil.Golden(t, filepath.Join("testdata", "default.nft"), []byte(rs.Text()))
 }
 
 func TestRenderRefuses(t *testing.T) {

@@ -2,42 +2,23 @@ package ssh
 
 import (
 	"context"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 func defaultDaemon(t *testing.T) *Daemon {
 	t.Helper()
-	p, err := policies.Load("")
-	if err != nil {
-		t.Fatalf("default policy: %v", err)
-	}
-	return Controls(p)[0].(*Daemon)
+	return Controls(policiestest.Default(t))[0].(*Daemon)
 }
 
 // TestRenderGolden pins the drop-in rendered from the default policy.
 func TestRenderGolden(t *testing.T) {
 	got := defaultDaemon(t).Render()
-	golden := filepath.Join("testdata", "50-bulwark.conf.golden")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test -update)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("rendered drop-in differs from %s (go test -update to accept):\n%s", golden, firstDiff(string(got), string(want)))
-	}
+	testutil.Golden(t, filepath.Join("testdata", "50-bulwark.conf.golden"), got)
 }
 
 func TestValidateRefusesBadPolicy(t *testing.T) {

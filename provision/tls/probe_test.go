@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
@@ -38,7 +39,7 @@ func TestProbeAgainstRealNginx(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	site := SiteFrom(defaultPolicy(t))
+	site := SiteFrom(policiestest.Default(t))
 	site.HTTPPort, site.HTTPSPort, site.AdminPort = freePort(t), freePort(t), freePort(t)
 	site.Cert, site.Key, site.Socket = dir+"/cert.pem", dir+"/key.pem", dir+"/transferd.sock"
 	serveStandIn(t, site.Socket)

@@ -3,42 +3,18 @@
 package tls
 
 import (
-	"flag"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden")
-
-func defaultPolicy(t testing.TB) *policies.Policy {
-	t.Helper()
-	p, err := policies.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // TestRenderGolden pins the config rendered from the shipped policy.
 func TestRenderGolden(t *testing.T) {
-	got := SiteFrom(defaultPolicy(t)).Render()
-	const golden = "testdata/bulwark.conf.golden"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("render differs from %s (run with -update if intended):\n%s", golden, got)
-	}
+	got := SiteFrom(policiestest.Default(t)).Render()
+	testutil.Golden(t, "testdata/bulwark.conf.golden", got)
 }
 
 // TestValidateRefusesWeakPolicy: each weakening is refused with the policy
@@ -58,7 +34,7 @@ func TestValidateRefusesWeakPolicy(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := SiteFrom(defaultPolicy(t))
+			s := SiteFrom(policiestest.Default(t))
 			tt.mutate(&s)
 			err := s.Validate()
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -66,13 +42,13 @@ func TestValidateRefusesWeakPolicy(t *testing.T) {
 			}
 		})
 	}
-	if err := SiteFrom(defaultPolicy(t)).Validate(); err != nil {
+	if err := SiteFrom(policiestest.Default(t)).Validate(); err != nil {
 		t.Fatalf("shipped policy refused: %v", err)
 	}
 }
 
 func TestCheckConfigNamesTheWeakening(t *testing.T) {
-	s := SiteFrom(defaultPolicy(t))
+	s := SiteFrom(policiestest.Default(t))
 	good := string(s.Render())
 	tests := []struct{ name, old, new, property string }{
 		{"TLS 1.1 added", "ssl_protocols TLSv1.2", "ssl_protocols TLSv1.1 TLSv1.2", "ssl_protocols"},

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
-	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 	"github.com/bulwark-appliance/bulwark/provision/check"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
@@ -19,55 +19,46 @@ import (
 // fails naming the control and the evidence, and Apply repairs it.
 func TestTLSOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
-	controls := Controls(defaultPolicy(t))
+	controls := Controls(policiestest.Default(t))
 	ct.ApplyExpect(t, root, controls, true)
 	ct.ApplyExpect(t, root, controls, false)
 	ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
 
-	tests := []struct {
-		name, control, property, evidence string
-		break_                            func(t *testing.T)
-	}{
-		{"TLS 1.1 added", "tls.nginx", "ssl_protocols", "TLSv1.1", func(t *testing.T) {
+	ct.RequireBreakable(t, root, controls, []ct.Breakage{
+		{Name: "TLS 1.1 added", Control: "tls.nginx", Property: "ssl_protocols", Evidence: "TLSv1.1", Break: func(t *testing.T) {
 			ct.Edit(t, root, Config, "ssl_protocols TLSv1.2", "ssl_protocols TLSv1.1 TLSv1.2")
 		}},
-		{"weak cipher added", "tls.nginx", "ssl_ciphers", "AES128", func(t *testing.T) {
+		{Name: "weak cipher added", Control: "tls.nginx", Property: "ssl_ciphers", Evidence: "AES128", Break: func(t *testing.T) {
 			ct.Edit(t, root, Config, "ssl_ciphers ECDHE", "ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:ECDHE")
 		}},
-		{"HSTS removed", "tls.nginx", "header Strict-Transport-Security", "in 1 server(s)", func(t *testing.T) {
+		{Name: "HSTS removed", Control: "tls.nginx", Property: "header Strict-Transport-Security", Evidence: "in 1 server(s)", Break: func(t *testing.T) {
 			ct.Edit(t, root, Config, "    add_header Strict-Transport-Security \"max-age=31536000; includeSubDomains\" always;\n", "")
 		}},
-		{"config edited", "tls.nginx", "file " + Config, "deny all", func(t *testing.T) {
+		{Name: "config edited", Control: "tls.nginx", Property: "file " + Config, Evidence: "deny all", Break: func(t *testing.T) {
 			ct.Edit(t, root, Config, "    deny all;\n", "    deny all;\n    allow all;\n")
 		}},
-		{"default site re-enabled", "tls.nginx", "default site " + DefaultSite, "/etc/nginx/sites-available/default", func(t *testing.T) {
+		{Name: "default site re-enabled", Control: "tls.nginx", Property: "default site " + DefaultSite, Evidence: "/etc/nginx/sites-available/default", Break: func(t *testing.T) {
 			ct.Symlink(t, root, "/etc/nginx/sites-available/default", DefaultSite)
 		}},
-		{"key baked into the image", "tls.certificate", "no key in the image " + CertDir, SelfKey, func(t *testing.T) {
+		{Name: "key baked into the image", Control: "tls.certificate", Property: "no key in the image " + CertDir, Evidence: SelfKey, Break: func(t *testing.T) {
 			ct.Write(t, root, SelfKey, "-----BEGIN EC PRIVATE KEY-----\n")
+		}, Cleanup: func(t *testing.T) {
+			// Apply never deletes keys: an operator must look. With the
+			// key gone there is nothing left for Apply to do.
+			ct.Remove(t, root, SelfKey)
+			ct.ApplyExpect(t, root, controls, false)
 		}},
-		{"first-boot unit disabled", "tls.certificate", CertUnit + " enabled", "no such file", func(t *testing.T) {
+		{Name: "first-boot unit disabled", Control: "tls.certificate", Property: CertUnit + " enabled", Evidence: "no such file", Break: func(t *testing.T) {
 			ct.Remove(t, root, check.Unit{Name: CertUnit, Target: "nginx.service"}.WantsLink())
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.break_(t)
-			ct.RequireBroken(t, ct.Find(t, ct.Verify(ct.NewHost(t, root), controls), tt.control, tt.property), provision.Fail, tt.evidence)
-			if strings.Contains(tt.name, "baked") {
-				ct.Remove(t, root, SelfKey) // Apply never deletes keys: an operator must look
-			}
-			ct.ApplyExpect(t, root, controls, !strings.Contains(tt.name, "baked"))
-			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
-		})
-	}
+	})
 }
 
 // TestPreflightRefusesBadConfig: a candidate nginx rejects is never made
 // live, and nothing in the tree changes.
 func TestPreflightRefusesBadConfig(t *testing.T) {
 	root := basetest.Copy(t)
-	s := SiteFrom(defaultPolicy(t))
+	s := SiteFrom(policiestest.Default(t))
 	s.Protocols = []string{"TLSv1.2", "TLSv9"} // passes Validate, nginx refuses it
 	h := ct.NewHost(t, root)
 	err := (&Nginx{Site: s}).Apply(context.Background(), h)

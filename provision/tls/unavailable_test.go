@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 )
 
 // TestUnavailableAnswersEveryMethod runs this machine's nginx on the
@@ -33,7 +34,7 @@ func TestUnavailableAnswersEveryMethod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	site := SiteFrom(defaultPolicy(t))
+	site := SiteFrom(policiestest.Default(t))
 	site.HTTPPort, site.HTTPSPort, site.AdminPort = freePort(t), freePort(t), freePort(t)
 	site.Cert, site.Key, site.Socket = dir+"/cert.pem", dir+"/key.pem", dir+"/nobody-listens.sock"
 	site.VolumeStatus = dir + "/status/data-volume.json"

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
-	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/policies/policiestest"
 	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
@@ -21,10 +21,7 @@ import (
 // the property and the evidence, and Apply must repair it.
 func TestUpdatesOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
-	p, err := policies.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := policiestest.Default(t)
 	// updates.patched asks apt for a dist-upgrade plan on every Apply and
 	// Verify (seconds each); it has its own test, TestPatchedOnRootfs.
 	var cs []provision.Control
@@ -85,28 +82,23 @@ func TestUpdatesOnRootfs(t *testing.T) {
 			func(t *testing.T) { ct.Remove(t, root, NeedrestartFile) },
 			nr, "effective $nrconf{restart}", "(default: interactive)"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.break_(t)
-			f := ct.Find(t, ct.Verify(ct.NewHost(t, root), cs), tt.control, tt.property)
-			ct.RequireBroken(t, f, provision.Fail, tt.evidence)
-			// The operator's stray files are not ours to delete.
-			ct.Remove(t, root, local)
-			ct.Remove(t, root, nrLoc)
-			ct.Apply(t, root, cs)
-			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), cs), false)
-		})
+	// The operator's stray files are not ours to delete.
+	removeLocal := func(t *testing.T) {
+		ct.Remove(t, root, local)
+		ct.Remove(t, root, nrLoc)
 	}
+	var bs []ct.Breakage
+	for _, tt := range tests {
+		bs = append(bs, ct.Breakage{Name: tt.name, Break: tt.break_, Control: tt.control, Property: tt.property, Evidence: tt.evidence, Cleanup: removeLocal})
+	}
+	ct.RequireBreakable(t, root, cs, bs)
 }
 
 // TestUpdatesBadInput: a policy systemd cannot schedule is refused before
 // anything is written, naming the policy key.
 func TestUpdatesBadInput(t *testing.T) {
 	root := basetest.Copy(t)
-	p, err := policies.Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := policiestest.Default(t)
 	for _, tt := range []struct{ name, schedule, want string }{
 		{"not a calendar expression", "every tuesday-ish", "updates.schedule"},
 		{"quote injection", `03:30" ; evil`, "must not contain quotes"},

@@ -32,34 +32,40 @@ func TestTransfer(t *testing.T) {
 	testutil.RequireRoot(t)
 	pg := testsvc.Postgres(t)
 	clam := testsvc.Clamd(t)
-	for name, fn := range map[string]func(*testing.T, *testsvc.PG, string){
-		"RoundTrip":       testRoundTrip,
-		"EICARRefused":    testEICAR,
-		"ClamdDown503":    testClamdDown,
-		"BadInput":        testBadInput,
-		"BruteForce":      testBruteForce,
-		"AdminNetwork":    testAdminNetwork,
-		"CorruptBlob":     testCorruptBlob,
-		"AuditAppendOnly": testAuditAppendOnly,
-		"Retention":       testRetention,
-		"MigrationsRerun": testMigrationsRerun,
-		"CSRFAndSessions": testCSRF,
-		"PasswordPolicy":  testPasswordPolicy,
-		"ActionScripts":   testActionScripts,
-		"Groups":          testGroups,
-		"WebUI":           testWebUI,
-		"AuditHangUp":     testAuditHangUp,
-		"AuditSinks":      testAuditSinks,
-		"TOTPSingleUse":   testTOTPSingleUse,
-		"LoginTiming":     testLoginTiming,
-		"BadText":         testBadText,
-		"EmptyUpload":     testEmptyUpload,
-		"SlowUpload":      testSlowUpload,
-		"RangeCost":       testRangeCost,
-		"AuditFlood":      testAuditFlood,
-		"AuditPrune":      testAuditPrune,
+	// A slice, not a map: the subtests share one server and clamd, so a
+	// fixed order makes a failure that depends on an earlier subtest
+	// reproduce on the next run.
+	for _, st := range []struct {
+		name string
+		fn   func(*testing.T, *testsvc.PG, string)
+	}{
+		{"RoundTrip", testRoundTrip},
+		{"EICARRefused", testEICAR},
+		{"ClamdDown503", testClamdDown},
+		{"BadInput", testBadInput},
+		{"BruteForce", testBruteForce},
+		{"AdminNetwork", testAdminNetwork},
+		{"CorruptBlob", testCorruptBlob},
+		{"AuditAppendOnly", testAuditAppendOnly},
+		{"Retention", testRetention},
+		{"MigrationsRerun", testMigrationsRerun},
+		{"CSRFAndSessions", testCSRF},
+		{"PasswordPolicy", testPasswordPolicy},
+		{"ActionScripts", testActionScripts},
+		{"Groups", testGroups},
+		{"WebUI", testWebUI},
+		{"AuditHangUp", testAuditHangUp},
+		{"AuditSinks", testAuditSinks},
+		{"TOTPSingleUse", testTOTPSingleUse},
+		{"LoginTiming", testLoginTiming},
+		{"BadText", testBadText},
+		{"EmptyUpload", testEmptyUpload},
+		{"SlowUpload", testSlowUpload},
+		{"RangeCost", testRangeCost},
+		{"AuditFlood", testAuditFlood},
+		{"AuditPrune", testAuditPrune},
 	} {
-		t.Run(name, func(t *testing.T) { fn(t, pg, clam.Socket) })
+		t.Run(st.name, func(t *testing.T) { st.fn(t, pg, clam.Socket) })
 	}
 }
 
