@@ -29,7 +29,7 @@ include mk/tools.mk
 -include mk/image.mk
 
 .PHONY: help deps build build-tests test-harness test test-unit test-live e2e image check vet fmt-check \
-        staticcheck vulncheck bench bench-boot fuzz clean base-rootfs
+        staticcheck vulncheck bench bench-boot bench-verify fuzz clean base-rootfs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -89,7 +89,11 @@ test-harness: deps ## the QEMU harness's own smoke test (boot, files, reboot, sh
 build-tests:
 	$(GO) test -count=1 -run '^$$' ./tests/ >/dev/null
 
-check: vet fmt-check staticcheck vulncheck ## go vet, gofmt, staticcheck, govulncheck
+# generate-check (mk/tools.mk) regenerates the Packer plugin's *.hcl2spec.go
+# with the pinned packer-sdc and fails when a committed file was stale. The
+# import rules (internal/ below provision/ and cmd/, no `testing` in the
+# shipped binaries) are a test, tests/layering_test.go, run by `make test`.
+check: vet fmt-check staticcheck vulncheck generate-check ## go vet, gofmt, staticcheck, govulncheck, generated code current
 
 vet:
 	$(GO) vet ./...
@@ -126,12 +130,27 @@ BENCH_N    ?= 3
 bench: deps ## benchmarks, reported as ratios against references run alongside
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 5 ./provision/firewall/
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_N)x -count 1 -timeout 90m ./transfer/api/ -args -bench.size=$(BENCH_SIZE)
+	@$(MAKE) --no-print-directory bench-verify
 
 # Firmware boot against direct kernel boot of the same base disk, BOOTS
 # times each way alternating, as median ratios (TestLiveBootTime).
 BOOTS ?= 3
 bench-boot: deps ## boot-to-SSH via SeaBIOS and Secure Boot OVMF as ratios against direct kernel boot (BOOTS=3)
 	BULWARK_LONG=1 BULWARK_BOOTS=$(BOOTS) $(GO) test -count=1 -timeout 60m -v -run '^TestLiveBootTime$$' ./tests/
+
+# `bulwark verify` built from this tree, in the image `make e2e` built,
+# booted once (TCG): the median of VERIFY_RUNS runs, lynis --quick's median
+# in the same guest (installed there only) as a ratio, and checks per
+# second against goss's ~195/s (TestLiveVerifyBench). No image, no number:
+# it says so, and fails under CI=true rather than skip.
+VERIFY_RUNS ?= 5
+LYNIS_RUNS  ?= $(VERIFY_RUNS)
+bench-verify: deps ## verify's median wall time in the e2e image, against lynis --quick and goss's checks/s (needs make e2e's image)
+	@if [ ! -f "$(E2E_IMAGE)" ]; then echo "bench-verify: no e2e image at $(E2E_IMAGE) (run make e2e): NOT measured"; \
+		[ "$$CI" != true ] || exit 1; exit 0; fi; \
+	BULWARK_LONG=1 BULWARK_VERIFY_RUNS=$(VERIFY_RUNS) BULWARK_LYNIS_RUNS=$(LYNIS_RUNS) BULWARK_E2E_IMAGE=$(E2E_IMAGE) \
+	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
+		$(GO) test -count=1 -timeout 4h -v -run '^TestLiveVerifyBench$$' ./tests/
 
 FUZZTIME ?= 15s
 fuzz: ## run every fuzz target for FUZZTIME each (default 15s)

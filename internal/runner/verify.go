@@ -61,6 +61,9 @@ func VerifyWith(ctx context.Context, h host.Host, controls []provision.Control, 
 	if o.Profile {
 		jobs = 1
 	}
+	// One read cache for the run: controls reading the same daemon share
+	// one process (host.SharedQuery).
+	ctx = host.WithReadCache(ctx)
 	found := make([][]provision.Finding, len(controls))
 	var timings []Timing
 	if o.Profile {

@@ -258,11 +258,7 @@ func settingFindings(ctx context.Context, h host.Host, l Layout, srv conn) []pro
 	if !h.Live() {
 		return effective(ss, fromFiles, binary)
 	}
-	names := make([]string, len(ss))
-	for i, s := range ss {
-		names[i] = s.name
-	}
-	r, err := srv.readSettings(ctx, h, names)
+	r, err := srv.readSettings(ctx, h, l.liveNames())
 	src := "psql over " + srv.socket() + ": pg_settings, pg_file_settings"
 	if err != nil {
 		down := func(setting) reading { return reading{src: "psql over " + srv.socket() + ": pg_settings", err: err} }

@@ -183,7 +183,13 @@ func (c *Encrypted) Verify(ctx context.Context, h host.Host) []provision.Finding
 		check.File(encryptedMeta, h, l.unitDropIn(), l.renderUnitDropIn(c.MountPoint)),
 	}
 	f := encryptedMeta.Finding("data_directory (postgres -C)", quote(want))
-	got, src, err := fileSetting(ctx, h, l, "data_directory")
+	var srv *serverSettings
+	if h.Live() {
+		if r, err := live(ctx, h, l); err == nil {
+			srv = &r
+		}
+	}
+	got, src, err := c.fromFiles(ctx, h, l, srv)
 	switch {
 	case err != nil:
 		out = append(out, check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()}))
@@ -194,19 +200,38 @@ func (c *Encrypted) Verify(ctx context.Context, h host.Host) []provision.Finding
 		out = append(out, check.Pass(f, quote(got), provision.Evidence{Source: src, Read: "data_directory = " + quote(got)}))
 	}
 	if h.Live() {
-		out = append(out, c.running(ctx, h, want))
+		out = append(out, c.running(ctx, h, l, want))
 	}
 	return check.Timed(out, start)
 }
 
+// fromFiles is data_directory as the files give it to the server's next
+// start. The running server answers from pg_file_settings in the query
+// every database control shares; the server binary (postgres -C, a
+// process costing a second on a slow guest) only when no server answers,
+// or it runs from other files than l's, or its files have errors (as in
+// database.config's settingFindings).
+func (c *Encrypted) fromFiles(ctx context.Context, h host.Host, l Layout, srv *serverSettings) (string, string, error) {
+	if srv != nil && srv.ConfigFile == l.MainConf && len(srv.Errors) == 0 {
+		if st, ok := srv.setting("data_directory"); ok && st.Known {
+			v, from := st.fileValue()
+			return v, "psql over " + Socket + ": pg_file_settings (" + from + ")", nil
+		}
+	}
+	return fileSetting(ctx, h, l, "data_directory")
+}
+
 // running resolves the running server's data directory to its device.
-func (c *Encrypted) running(ctx context.Context, h host.Host, want string) provision.Finding {
+func (c *Encrypted) running(ctx context.Context, h host.Host, l Layout, want string) provision.Finding {
 	f := encryptedMeta.Finding("data_directory (running server)", want+" on a dm-crypt mapping mounted at "+c.MountPoint)
 	if provision.InstanceOnly(ctx, &f, "the volume is encrypted at each instance's first boot; the image's cluster is the template it is seeded from") {
 		return f
 	}
-	got, err := psql(ctx, h, "SHOW data_directory")
-	src := "psql over " + Socket + ": SHOW data_directory"
+	// pg_settings.setting of data_directory is what SHOW prints.
+	r, err := live(ctx, h, l)
+	st, _ := r.setting("data_directory")
+	got := st.Running
+	src := "psql over " + Socket + ": pg_settings data_directory (SHOW data_directory)"
 	if err != nil {
 		return check.Fail(f, "server not answering", "PostgreSQL is not running (a locked volume keeps it down)", provision.Evidence{Source: src, Read: err.Error()})
 	}

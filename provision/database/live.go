@@ -39,8 +39,36 @@ func (s conn) query(ctx context.Context, h host.Host, query string) (string, err
 	if s.role != "" {
 		args = append(args, "-U", s.role)
 	}
-	out, err := h.Query(ctx, "env", append(args, "-c", query)...)
+	// Shared: in one verify every database control asks the same
+	// question (live), and one psql process answers them all.
+	out, err := host.SharedQuery(ctx, h, "env", append(args, "-c", query)...)
 	return strings.TrimSpace(string(out)), err
+}
+
+// liveNames are the parameters one verify reads from the running server:
+// database.config's, and data_directory for database.encrypted.
+func (l Layout) liveNames() []string {
+	var out []string
+	for _, s := range l.settings() {
+		out = append(out, s.name)
+	}
+	return append(out, "data_directory")
+}
+
+// live is the running server's answer for every database control of a
+// verify: the same query, so host.SharedQuery runs one psql for them all.
+func live(ctx context.Context, h host.Host, l Layout) (serverSettings, error) {
+	return debian.readSettings(ctx, h, l.liveNames())
+}
+
+// setting is r's row for name; ok is false when it was not asked for.
+func (r serverSettings) setting(name string) (serverSetting, bool) {
+	for _, st := range r.Settings {
+		if st.Name == name {
+			return st, true
+		}
+	}
+	return serverSetting{}, false
 }
 
 // psql runs one query as the postgres superuser on the appliance's
@@ -57,6 +85,8 @@ type serverSettings struct {
 	// pg_file_settings parses it, its includes and then the data
 	// directory's postgresql.auto.conf, in the order start-up does.
 	ConfigFile string `json:"config_file"`
+	// Role is roleQuery's answer (database.role), read in the same query.
+	Role string `json:"role"`
 	// Errors are the entries the server would refuse at start-up (a
 	// syntax error, an unknown parameter, a value it rejects) as
 	// "file:line: error". With any, the next start and postgres -C fail,
@@ -113,6 +143,7 @@ file AS (SELECT DISTINCT ON (lower(name)) lower(name) AS name, setting, sourcefi
   FROM pg_file_settings WHERE name IS NOT NULL ORDER BY lower(name), seqno DESC)
 SELECT json_build_object(
  'config_file', current_setting('config_file'),
+ 'role', (` + roleQuery + `),
  'errors', (SELECT coalesce(json_agg(format('%s:%s: %s', f.sourcefile, f.sourceline, f.error) ORDER BY f.seqno), '[]')
    FROM pg_file_settings f LEFT JOIN pg_settings s ON s.name = lower(f.name)
    WHERE f.error IS NOT NULL AND (f.error <> '` + notApplied + `' OR s.context IS DISTINCT FROM 'postmaster')),

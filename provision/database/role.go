@@ -138,15 +138,18 @@ func (r *Role) Verify(ctx context.Context, h host.Host) []provision.Finding {
 		initUnit.Enabled(roleMeta, h),
 	}
 	if h.Live() {
-		out = append(out, liveRole(ctx, h))
+		out = append(out, liveRole(ctx, h, l))
 	}
 	return check.Timed(out, start)
 }
 
-func liveRole(ctx context.Context, h host.Host) provision.Finding {
+// liveRole reads the role from the query every database control shares
+// (live).
+func liveRole(ctx context.Context, h host.Host, l Layout) provision.Finding {
 	f := roleMeta.Finding("role "+RoleName+" and database "+DBName, "login role, not superuser; database owned by it")
 	src := "psql over " + Socket + ": pg_roles, pg_database"
-	got, err := psql(ctx, h, roleQuery)
+	r, err := live(ctx, h, l)
+	got := r.Role
 	if err != nil {
 		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: src, Read: err.Error()})
 	}

@@ -117,28 +117,28 @@ func (p *Patched) Apply(ctx context.Context, h host.Host) error {
 	return nil
 }
 
-// Verify: a security archive is configured, and apt's own dist-upgrade
-// plan holds nothing from one. On a live system, lists older than two
+// Verify: a security archive is configured, and no installed package has
+// a newer version in one (pending.go). On a live system, lists older than two
 // days make a "0" a warning: it may only mean nobody asked.
 func (p *Patched) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	out := []provision.Finding{}
 
 	src := patchedMeta.Finding("security archive in apt sources", "a *-security archive")
-	archives, err := securityArchives(ctx, h)
+	archives, prefixes, how, err := verifyArchives(ctx, h)
 	if err != nil {
-		out = append(out, check.Fail(src, "none", err.Error(), provision.Evidence{Source: "apt-cache policy", Read: err.Error()}))
+		out = append(out, check.Fail(src, "none", err.Error(), provision.Evidence{Source: how, Read: err.Error()}))
 	} else {
-		out = append(out, check.Pass(src, strings.Join(archives, ", "), provision.Evidence{Source: "apt-cache policy", Read: strings.Join(archives, "\n")}))
+		out = append(out, check.Pass(src, strings.Join(archives, ", "), provision.Evidence{Source: how, Read: strings.Join(archives, "\n")}))
 	}
 
 	f := patchedMeta.Finding(PendingProperty, "0")
-	pending, plan, err := pendingSecurity(ctx, h)
+	pending, source, plan, err := pendingForVerify(ctx, h, archives, prefixes)
 	if err != nil {
-		return check.Timed(append(out, check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: "apt-get -s dist-upgrade", Read: string(plan)})), start)
+		return check.Timed(append(out, check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: source, Read: string(plan)})), start)
 	}
 	age, ageErr := listsAge(h, time.Now())
-	ev := provision.Evidence{Source: "apt-get -s dist-upgrade (package lists " + ageText(age, ageErr) + ")", Read: "no Inst line from a security archive"}
+	ev := provision.Evidence{Source: source + " (package lists " + ageText(age, ageErr) + ")", Read: "no newer version in a security archive"}
 	if len(pending) > 0 {
 		ev.Read = strings.Join(pending, "\n")
 	}
@@ -173,10 +173,12 @@ func securityArchives(ctx context.Context, h host.Host) ([]string, error) {
 	}
 	archives := parseSecurityArchives(out)
 	if len(archives) == 0 {
-		return nil, errors.New("no security archive in the apt sources (or its lists were never fetched): unattended-upgrades takes only security updates, so none would ever be installed; add the distribution's -security suite to /etc/apt/sources.list.d and run apt-get update")
+		return nil, errNoArchive
 	}
 	return archives, nil
 }
+
+var errNoArchive = errors.New("no security archive in the apt sources (or its lists were never fetched): unattended-upgrades takes only security updates, so none would ever be installed; add the distribution's -security suite to /etc/apt/sources.list.d and run apt-get update")
 
 func parseSecurityArchives(policy []byte) []string {
 	var out []string
@@ -204,6 +206,40 @@ func parseSecurityArchives(policy []byte) []string {
 		}
 	}
 	return out
+}
+
+// verifyArchives is securityArchives read from the sources and lists
+// (sources.go), or from apt-cache policy where the sources are in a form
+// not read here; prefixes is nil then. how names what was read.
+func verifyArchives(ctx context.Context, h host.Host) (archives, prefixes []string, how string, err error) {
+	archives, prefixes, err = securityFromSources(h)
+	var indirect errIndirect
+	switch {
+	case errors.As(err, &indirect):
+		archives, err = securityArchives(ctx, h)
+		return archives, nil, "apt-cache policy (" + indirect.why + ")", err
+	case err != nil:
+		return nil, nil, sourcesDir, err
+	case len(archives) == 0:
+		return nil, nil, sourcesDir + " and the Release files in " + listsDir, errNoArchive
+	}
+	return archives, prefixes, sourcesDir + " and the Release files in " + listsDir, nil
+}
+
+// pendingForVerify reads the pending security updates from apt's lists
+// and dpkg's status (pending.go), or, where those are not in a form read
+// here, from apt's plan. source names what was read.
+func pendingForVerify(ctx context.Context, h host.Host, archives, prefixes []string) (pending []string, source string, plan []byte, err error) {
+	pending, err = pendingFromLists(h, archives, prefixes)
+	if err == nil {
+		return pending, "security archives' Packages lists against " + dpkgStatus, nil, nil
+	}
+	var indirect errIndirect
+	if !errors.As(err, &indirect) {
+		return nil, listsDir + " and " + dpkgStatus, nil, err
+	}
+	pending, plan, err = pendingSecurity(ctx, h)
+	return pending, "apt-get -s dist-upgrade (" + indirect.why + ")", plan, err
 }
 
 // pendingSecurity asks apt for its full-upgrade plan (a simulation, no
