@@ -85,6 +85,21 @@ type Network struct {
 	Table string `yaml:"table"`
 }
 
+// AdmitsSSH reports whether the firewall rendered from n accepts new SSH
+// connections from addr: it does exactly when addr lies in one of
+// SSHAdminNetworks (provision/firewall's ssh-admin rules match the source
+// against those sets, and nothing else admits the SSH port). Safe apply asks
+// this before a change that could cut off the session it runs in.
+func (n Network) AdmitsSSH(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range n.SSHAdminNetworks {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // SSH is the sysadmin console's daemon policy.
 type SSH struct {
 	ListenAddresses []string `yaml:"listen_addresses"`

@@ -42,4 +42,50 @@ type Alone interface {
 type Family struct {
 	Name     string
 	Controls func(p *policies.Policy) []Control
+	// Risky marks a family whose change can cut off the administrator's
+	// session (the firewall, sshd): apply refuses it from an SSH session
+	// the policy's firewall would not admit, unless told otherwise.
+	Risky bool
+	// Snapshot, when set, journals live state the family changes outside
+	// files, so a rollback restores it too: the kernel's copy of the
+	// firewall table, sshd re-reading its restored config. It runs once,
+	// before the family's first control, on a live host that keeps a
+	// journal; the family owns both the snapshot and its undo.
+	Snapshot func(ctx context.Context, h *host.Local, j *host.Journal, p *policies.Policy) error
+}
+
+// Snapshots is the runner's before-family hook for fams: each family's
+// Snapshot, on a live host with a journal (an offline root has no kernel
+// state or daemon to restore, and the snapshot files are written at their
+// live paths).
+func Snapshots(fams []Family, h *host.Local, p *policies.Policy) func(ctx context.Context, family string) error {
+	return func(ctx context.Context, family string) error {
+		j := h.Journal()
+		if j == nil || !h.Live() {
+			return nil
+		}
+		for _, f := range fams {
+			if f.Name == family && f.Snapshot != nil {
+				return f.Snapshot(ctx, h, j, p)
+			}
+		}
+		return nil
+	}
+}
+
+// RiskyOf lists, once each and in order, the risky families among names.
+func RiskyOf(fams []Family, names []string) []string {
+	risky := map[string]bool{}
+	for _, f := range fams {
+		risky[f.Name] = f.Risky
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		if risky[n] && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }

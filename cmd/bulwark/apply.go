@@ -111,7 +111,7 @@ func runApply(cmd *cobra.Command, g *rootFlags, f applyFlags) error {
 			return err
 		}
 	}
-	rep, applyErr := runner.ApplyWith(ctx, h, controls, runner.Options{BeforeFamily: safeapply.BeforeFamily(h, p.Network.Table)})
+	rep, applyErr := runner.ApplyWith(ctx, h, controls, runner.Options{BeforeFamily: provision.Snapshots(all.Families(), h, p)})
 	if err := runner.WriteApply(out, rep, f.dryRun, applyErr != nil); err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func checkSafety(p *policies.Policy, f applyFlags, live bool, controls []provisi
 	for _, c := range controls {
 		fams = append(fams, familyOf(c.ID()))
 	}
-	if err := safeapply.Guard(p, os.Getenv("SSH_CONNECTION"), fams); err != nil {
+	if err := safeapply.Guard(p.Network, os.Getenv("SSH_CONNECTION"), provision.RiskyOf(all.Families(), fams)); err != nil {
 		return exitcode.UsageError(err)
 	}
 	return nil

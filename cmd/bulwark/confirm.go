@@ -19,7 +19,6 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/internal/safeapply"
 	"github.com/bulwark-appliance/bulwark/policies"
-	"github.com/bulwark-appliance/bulwark/provision/firewall"
 )
 
 // newConfirmCmd is `bulwark confirm`: a new session confirms the change
@@ -110,7 +109,7 @@ func probeTarget(p *policies.Policy, f applyFlags) (netip.Addr, string) {
 	if err != nil {
 		return netip.Addr{}, err.Error()
 	}
-	if ok && !firewall.Admits(p.Network, s.Client) {
+	if ok && !p.Network.AdmitsSSH(s.Client) {
 		return netip.Addr{}, fmt.Sprintf("the new policy does not admit your address %s", s.Client)
 	}
 	if f.adminAddr != "" {

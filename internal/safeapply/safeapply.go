@@ -19,14 +19,10 @@ import (
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/policies"
-	"github.com/bulwark-appliance/bulwark/provision/firewall"
 )
 
 // Unit is the transient rollback unit's name (the timer is Unit+".timer").
 const Unit = "bulwark-rollback"
-
-// Risky lists the families whose change can cut off the admin path.
-var Risky = map[string]bool{"firewall": true, "ssh": true}
 
 // Session is the SSH session apply runs in, from SSH_CONNECTION
 // ("client_ip client_port server_ip server_port").
@@ -52,11 +48,11 @@ func ParseSession(env string) (s Session, ok bool, err error) {
 	return s, true, nil
 }
 
-// Guard refuses to change a risky family when the policy's firewall would
-// not admit the session's client address. The error names the address and
-// the networks, and says how to proceed on purpose.
-func Guard(p *policies.Policy, sshConnection string, families []string) error {
-	risky := riskyOf(families)
+// Guard refuses to change the risky families (those whose change can cut
+// off the admin path; the caller names them) when the policy's firewall
+// would not admit the session's client address. The error names the address
+// and the networks, and says how to proceed on purpose.
+func Guard(n policies.Network, sshConnection string, risky []string) error {
 	if len(risky) == 0 {
 		return nil
 	}
@@ -64,25 +60,13 @@ func Guard(p *policies.Policy, sshConnection string, families []string) error {
 	if err != nil || !ok {
 		return err
 	}
-	if firewall.Admits(p.Network, s.Client) {
+	if n.AdmitsSSH(s.Client) {
 		return nil
 	}
 	return fmt.Errorf("refusing to apply %s: this SSH session comes from %s, which is not in ssh_admin_networks [%s]; "+
 		"the change would cut it off. Nothing was changed. Add the address to ssh_admin_networks, "+
 		"or rerun with --confirm 120s (rolled back unless confirmed) or --force",
-		strings.Join(risky, " and "), s.Client, networks(p.Network.SSHAdminNetworks))
-}
-
-func riskyOf(families []string) []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, f := range families {
-		if Risky[f] && !seen[f] {
-			seen[f] = true
-			out = append(out, f)
-		}
-	}
-	return out
+		strings.Join(risky, " and "), s.Client, networks(n.SSHAdminNetworks))
 }
 
 func networks(ps []policies.Prefix) string {

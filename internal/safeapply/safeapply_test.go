@@ -21,24 +21,24 @@ func policy() *policies.Policy {
 
 func TestGuard(t *testing.T) {
 	tests := []struct {
-		name     string
-		env      string
-		families []string
-		wantErr  []string // substrings; nil = allowed
+		name    string
+		env     string
+		risky   []string // the risky families among those applied (provision.RiskyOf)
+		wantErr []string // substrings; nil = allowed
 	}{
 		{"no session", "", []string{"firewall"}, nil},
 		{"admitted v4", "10.0.2.2 50000 10.0.2.15 22", []string{"firewall", "ssh"}, nil},
 		{"admitted v6", "2001:db8::5 50000 2001:db8::1 22", []string{"ssh"}, nil},
-		{"outside, firewall", "198.51.100.7 50000 10.0.2.15 22", []string{"firewall", "baseline"},
+		{"outside, firewall", "198.51.100.7 50000 10.0.2.15 22", []string{"firewall"},
 			[]string{"198.51.100.7", "firewall", "10.0.0.0/8, 2001:db8::/32", "Nothing was changed", "--confirm", "--force"}},
 		{"outside, ssh", "198.51.100.7 50000 10.0.2.15 22", []string{"ssh"}, []string{"refusing to apply ssh", "198.51.100.7"}},
-		{"outside, harmless families", "198.51.100.7 50000 10.0.2.15 22", []string{"baseline", "updates"}, nil},
+		{"outside, no risky family", "198.51.100.7 50000 10.0.2.15 22", nil, nil},
 		{"malformed", "10.0.2.2 22", []string{"firewall"}, []string{"SSH_CONNECTION", "want"}},
 		{"bad address", "nope 1 10.0.2.15 22", []string{"firewall"}, []string{"client address"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Guard(policy(), tc.env, tc.families)
+			err := Guard(policy().Network, tc.env, tc.risky)
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatalf("refused: %v", err)

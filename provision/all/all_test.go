@@ -1,6 +1,7 @@
 package all
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/policies"
@@ -87,5 +88,25 @@ func TestControlsHonoursPolicy(t *testing.T) {
 	}
 	if n := len(Controls(p)); n != registered-1 {
 		t.Errorf("disabling one control left %d of %d", n, registered)
+	}
+}
+
+// TestRiskyFamilies pins which families safe apply guards and snapshots:
+// the two whose change can cut off the admin session. A family that became
+// risky without a snapshot would be guarded but not restored by rollback.
+func TestRiskyFamilies(t *testing.T) {
+	var names []string
+	for _, f := range Families() {
+		names = append(names, f.Name)
+		if f.Risky && f.Snapshot == nil {
+			t.Errorf("family %s is risky but journals no snapshot for rollback", f.Name)
+		}
+	}
+	got := provision.RiskyOf(Families(), append(names, "firewall"))
+	if want := []string{"firewall", "ssh"}; !slices.Equal(got, want) {
+		t.Errorf("RiskyOf(all families) = %v, want %v", got, want)
+	}
+	if got := provision.RiskyOf(Families(), []string{"baseline", "updates"}); len(got) != 0 {
+		t.Errorf("RiskyOf(baseline, updates) = %v, want none", got)
 	}
 }

@@ -24,7 +24,7 @@ const DBPort = 5432
 // unit of atomicity), the others reuse that result, so applying the family
 // flushes once, not once per control. Each control then verifies its own
 // slice of the same live table.
-var Family = provision.Family{Name: "firewall", Controls: Controls}
+var Family = provision.Family{Name: "firewall", Controls: Controls, Risky: true, Snapshot: snapshotTable}
 
 // Controls builds the family's controls from the policy.
 func Controls(p *policies.Policy) []provision.Control {

@@ -89,7 +89,7 @@ func (f *Firewall) Apply(ctx context.Context, h host.Host) error {
 		return nil
 	}
 	// No undo is journalled with the replacement: the whole table's undo
-	// is the snapshot safeapply.BeforeFamily journals before the family's
+	// is the snapshot the family journals (snapshotTable) before the family's
 	// first control runs, which rollback reaches after this entry.
 	differed, err := f.replaceTable(ctx, func(why string, replace func(context.Context) error) error {
 		return host.Do(ctx, h, why, nil, replace)

@@ -84,7 +84,7 @@ func TestLiveOnlyDriftIsAChange(t *testing.T) {
 				t.Fatalf("journal %s entries %+v, want the one table replacement", j.ID(), es)
 			}
 			// Its undo is the table snapshot bulwark apply journals before
-			// the family (safeapply.BeforeFamily), not this entry: rolling
+			// the family (snapshotTable), not this entry: rolling
 			// it back runs nothing and does not stop the rollback.
 			lines, err := disk.Rollback(ctx, "", l.Run)
 			if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "replace table inet bulwark") {

@@ -38,7 +38,15 @@ const (
 )
 
 // Family is the ssh family for provision/all.
-var Family = provision.Family{Name: "ssh", Controls: Controls}
+var Family = provision.Family{Name: "ssh", Controls: Controls, Risky: true, Snapshot: reloadOnRollback}
+
+// reloadOnRollback is the family's Snapshot: sshd keeps running on the
+// config it read, so a rollback that restores sshd_config must make it
+// re-read it.
+func reloadOnRollback(_ context.Context, _ *host.Local, j *host.Journal, _ *policies.Policy) error {
+	return j.RecordUndo("make sshd re-read its restored config",
+		[]string{"systemctl", "try-reload-or-restart", "ssh.service"})
+}
 
 // Controls builds the family's controls from the policy.
 func Controls(p *policies.Policy) []provision.Control {
