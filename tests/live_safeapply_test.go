@@ -180,7 +180,7 @@ updates:
   randomized_delay: 10m
 `
 
-var liveChangedRe = regexp.MustCompile(`would change (\d+) things`)
+var liveChangedRe = regexp.MustCompile(`would change (\d+) things?`)
 
 // TestLiveCrashAnywhere kills `bulwark apply` with SIGKILL inside the live
 // guest at N points spread over every change it makes, then reruns it:

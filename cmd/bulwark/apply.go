@@ -14,11 +14,11 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/internal/safeapply"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
+	"github.com/bulwark-appliance/bulwark/provision/runner"
 )
 
 type applyFlags struct {
@@ -112,7 +112,7 @@ func runApply(cmd *cobra.Command, g *rootFlags, f applyFlags) error {
 		}
 	}
 	rep, applyErr := runner.ApplyWith(ctx, h, controls, runner.Options{BeforeFamily: provision.Snapshots(all.Families(), h, p)})
-	if err := runner.WriteApply(out, rep, f.dryRun, applyErr != nil); err != nil {
+	if err := writeApply(out, rep, f.dryRun, applyErr != nil); err != nil {
 		return err
 	}
 	// rep holds every change the host recorded, files or not, so a run

@@ -132,11 +132,13 @@ func dash(s []string) string {
 	return strings.Join(s, ", ")
 }
 
+// writeJSON writes v indented: the control list, or verify's results as
+// `bulwark evidence` reads them.
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
-		return fmt.Errorf("controls: write json: %w", err)
+		return fmt.Errorf("write json: %w", err)
 	}
 	return nil
 }

@@ -61,7 +61,7 @@ func removeBuilds() {
 	}
 }
 
-var appliedRe = regexp.MustCompile(`changed (\d+) things`)
+var appliedRe = regexp.MustCompile(`changed (\d+) things?`)
 
 // TestCrashHookOnlyInTestBuilds: BULWARK_CRASH_AFTER=1 makes the test
 // build SIGKILL itself right after apply's first change, before the

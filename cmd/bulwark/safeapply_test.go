@@ -157,7 +157,7 @@ func diffLines(a, b string) string {
 	return strings.Join(out, "\n")
 }
 
-var changedRe = regexp.MustCompile(`would change (\d+) things`)
+var changedRe = regexp.MustCompile(`would change (\d+) things?`)
 
 // TestRollbackAndCrashAnywhere runs on one private copy of the Debian base
 // tree:

@@ -7,9 +7,9 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/provision/all"
 	"github.com/bulwark-appliance/bulwark/provision/pro"
+	"github.com/bulwark-appliance/bulwark/provision/runner"
 )
 
 // newSealCmd is `bulwark seal`, the image build's last step.

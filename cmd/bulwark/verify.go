@@ -11,10 +11,10 @@ import (
 	"github.com/bulwark-appliance/bulwark/evidence"
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	"github.com/bulwark-appliance/bulwark/internal/runner"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
+	"github.com/bulwark-appliance/bulwark/provision/runner"
 )
 
 // errVerifyFailed is returned when verify ran and some finding failed; the
@@ -79,7 +79,7 @@ func runVerify(cmd *cobra.Command, g *rootFlags, rootDir, format, out string, on
 	}
 	res, timings := runner.VerifyWith(g.stageContext(cmd.Context()), h, controls, policies.Hash(p), o)
 	if o.Profile {
-		if err := runner.WriteProfile(cmd.ErrOrStderr(), timings); err != nil {
+		if err := writeProfile(cmd.ErrOrStderr(), timings); err != nil {
 			return err
 		}
 	}
@@ -95,9 +95,9 @@ func runVerify(cmd *cobra.Command, g *rootFlags, rootDir, format, out string, on
 func writer(format string) (func(io.Writer, provision.Results) error, error) {
 	switch format {
 	case "text":
-		return runner.WriteText, nil
+		return writeText, nil
 	case "json":
-		return runner.WriteJSON, nil
+		return func(w io.Writer, r provision.Results) error { return writeJSON(w, r) }, nil
 	case "junit":
 		return evidence.WriteJUnit, nil
 	}
@@ -120,6 +120,6 @@ func emit(stdout io.Writer, out string, res provision.Results, write func(io.Wri
 		return fmt.Errorf("verify: close %s: %w", out, err)
 	}
 	// The summary still goes to the terminal when the report goes to a file.
-	_, err = fmt.Fprintln(stdout, runner.Summary(res))
+	_, err = fmt.Fprintln(stdout, summary(res))
 	return err
 }

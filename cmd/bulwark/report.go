@@ -1,8 +1,7 @@
-package runner
+package main
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
@@ -13,12 +12,13 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/runner"
 )
 
-// WriteApply prints one line per change, grouped by control, and a
+// writeApply prints one line per change, grouped by control, and a
 // summary; a run that changed nothing says so. stopped is a run that
 // ended on an error: its summary must not read as a converged system.
-func WriteApply(w io.Writer, rep ApplyReport, dryRun, stopped bool) error {
+func writeApply(w io.Writer, rep runner.ApplyReport, dryRun, stopped bool) error {
 	verb := "changed"
 	if dryRun {
 		verb = "would change"
@@ -39,7 +39,7 @@ func WriteApply(w io.Writer, rep ApplyReport, dryRun, stopped bool) error {
 	case n == 0:
 		_, err = fmt.Fprintf(w, "no changes: %d controls already converged\n", len(rep.Controls))
 	default:
-		_, err = fmt.Fprintf(w, "%s %d things in %d of %d controls\n", verb, n, rep.Changed(), len(rep.Controls))
+		_, err = fmt.Fprintf(w, "%s %d %s in %d of %d controls\n", verb, n, plural(n, "thing", "things"), rep.Changed(), len(rep.Controls))
 	}
 	return err
 }
@@ -53,28 +53,28 @@ func changeLine(c host.Change) string {
 	return c.Action + " " + c.Path + " (" + c.Detail + ")"
 }
 
-// WriteText is the human table: one row per finding, then a summary line.
-func WriteText(w io.Writer, r provision.Results) error {
+// writeText is the human table: one row per finding, then a summary line.
+func writeText(w io.Writer, r provision.Results) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATUS\tCONTROL\tPROPERTY\tEXPECTED\tACTUAL\tEVIDENCE")
 	for _, f := range r.Findings {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", strings.ToUpper(string(f.Status)), f.ControlID,
-			f.Property, clip(f.Expected), clip(f.Actual), clip(evidence(f)))
+			f.Property, clip(f.Expected), clip(f.Actual), clip(evidenceLine(f)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, f := range r.Findings {
 		if f.Status == provision.Fail {
-			fmt.Fprintf(w, "FAIL %s %s: %s (%s)\n", f.ControlID, f.Property, f.Reason, evidence(f))
+			fmt.Fprintf(w, "FAIL %s %s: %s (%s)\n", f.ControlID, f.Property, f.Reason, evidenceLine(f))
 		}
 	}
-	_, err := fmt.Fprintln(w, Summary(r))
+	_, err := fmt.Fprintln(w, summary(r))
 	return err
 }
 
 // Summary is the one-line verdict.
-func Summary(r provision.Results) string {
+func summary(r provision.Results) string {
 	count := map[provision.Status]int{}
 	for _, f := range r.Findings {
 		count[f.Status]++
@@ -88,7 +88,7 @@ func Summary(r provision.Results) string {
 		count[provision.NotApplicable], r.Target, r.PolicyHash)
 }
 
-func evidence(f provision.Finding) string {
+func evidenceLine(f provision.Finding) string {
 	var parts []string
 	for _, e := range f.Evidence {
 		parts = append(parts, e.Source+": "+e.Read)
@@ -105,18 +105,11 @@ func clip(s string) string {
 	return s
 }
 
-// WriteJSON writes the results indented, as `bulwark evidence` reads them.
-func WriteJSON(w io.Writer, r provision.Results) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(r)
-}
-
-// WriteProfile prints a profiled run's timings, slowest first, with the
+// writeProfile prints a profiled run's timings, slowest first, with the
 // total: the control to make faster next is the first line.
-func WriteProfile(w io.Writer, ts []Timing) error {
+func writeProfile(w io.Writer, ts []runner.Timing) error {
 	sorted := slices.Clone(ts)
-	slices.SortStableFunc(sorted, func(a, b Timing) int { return cmp.Compare(b.Wall, a.Wall) })
+	slices.SortStableFunc(sorted, func(a, b runner.Timing) int { return cmp.Compare(b.Wall, a.Wall) })
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "wall\tprocesses\tfindings\tcontrol")
 	var total time.Duration
@@ -133,4 +126,11 @@ func WriteProfile(w io.Writer, ts []Timing) error {
 	}
 	fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", total.Round(time.Millisecond), procs, findings, "total (one at a time)")
 	return tw.Flush()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
