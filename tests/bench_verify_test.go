@@ -45,7 +45,7 @@ func TestLiveVerifyBench(t *testing.T) {
 		t.Skip("set BULWARK_VERIFY_RUNS=N to measure N verify and N lynis runs")
 	}
 	in := e2eSetup(t)
-	bins, err := buildStatic(t.TempDir(), "bulwark")
+	bins, err := buildStatic(t.TempDir(), "", "bulwark")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func bootShared(t *testing.T, _ string, opts qemu.Options) (*qemu.Guest, error) 
 	}
 	opts.ExtraDisks = []string{data}
 	opts.Forward = livePorts
-	bins, err := buildStatic(dir, "bulwark", "transferd")
+	bins, err := buildStatic(dir, "", "bulwark", "transferd")
 	if err != nil {
 		return nil, err
 	}
@@ -105,12 +105,14 @@ func bootShared(t *testing.T, _ string, opts qemu.Options) (*qemu.Guest, error) 
 	return g, nil
 }
 
-// buildStatic builds the named commands as the appliance ships them.
-func buildStatic(dir string, names ...string) (map[string]string, error) {
+// buildStatic builds the named commands as the appliance ships them;
+// tags, when not empty, makes a test build instead (bulwarktest: the
+// BULWARK_CRASH_AFTER hook).
+func buildStatic(dir, tags string, names ...string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, n := range names {
 		bin := filepath.Join(dir, n)
-		cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "./cmd/"+n)
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", tags, "-o", bin, "./cmd/"+n)
 		cmd.Dir = ".."
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if n == "transferd" {

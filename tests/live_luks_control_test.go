@@ -48,7 +48,7 @@ func TestLiveLUKSControl(t *testing.T) {
 		}
 	})
 	dir := t.TempDir()
-	bins, err := buildStatic(dir, "bulwark")
+	bins, err := buildStatic(dir, "", "bulwark")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 
 	g := qemutest.Boot(t, opts)
 	logOnFailure(t, g)
-	bins, err := buildStatic(dir, "bulwark")
+	bins, err := buildStatic(dir, "", "bulwark")
 	if err != nil {
 		t.Fatal(err)
 	}

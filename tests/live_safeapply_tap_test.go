@@ -74,7 +74,7 @@ func TestLiveSafeApplyTap(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := newTapNet(t)
-	bins, err := buildStatic(t.TempDir(), "bulwark")
+	bins, err := buildStatic(t.TempDir(), "", "bulwark")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -274,13 +271,11 @@ const guestCrashBulwark = "/root/bulwark-crashtest"
 // guestCrashBulwark; it is removed when the test ends.
 func uploadCrashBulwark(t *testing.T, g *qemu.Guest) {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "bulwark-crashtest")
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", "bulwarktest", "-o", bin, "./cmd/bulwark")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build bulwark -tags bulwarktest: %v\n%s", err, out)
+	bins, err := buildStatic(t.TempDir(), "bulwarktest", "bulwark")
+	if err != nil {
+		t.Fatal(err)
 	}
+	bin := bins["bulwark"]
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := g.Upload(ctx, bin, guestCrashBulwark); err != nil {

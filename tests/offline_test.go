@@ -314,7 +314,7 @@ func stageOffline(t *testing.T, root, bulwark string) {
 	if err := os.WriteFile(filepath.Join(root, guestBulwark), b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bins, err := buildStatic(t.TempDir(), "transferd")
+	bins, err := buildStatic(t.TempDir(), "", "transferd")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -69,10 +68,7 @@ func benchApply(b *testing.B, n int) {
 	nl, ref := newNetns(b, "bnl"), newNetns(b, "bnft")
 	conn, refConn := nl.conn(b), ref.conn(b)
 	f := New(benchNetwork(b, n), Options{Conn: conn, Report: func(string) {}})
-	file := b.TempDir() + "/rules.nft"
-	if err := os.WriteFile(file, []byte(f.rs.Text()), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	file := rulesFile(b, f.rs)
 	ctx := context.Background()
 	var nftTotal time.Duration
 	b.ResetTimer()
@@ -105,10 +101,7 @@ func benchNftF(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	file := b.TempDir() + "/rules.nft"
-	if err := os.WriteFile(file, []byte(rs.Text()), 0o644); err != nil {
-		b.Fatal(err)
-	}
+	file := rulesFile(b, rs)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()

@@ -58,6 +58,17 @@ func (n *netns) run(t testing.TB, name string, args ...string) string {
 }
 
 // nft runs the nft CLI inside the namespace, feeding stdin if given.
+// rulesFile writes rs as the file `nft -f` loads (the one bulwark persists)
+// and returns its path.
+func rulesFile(t testing.TB, rs *Ruleset) string {
+	t.Helper()
+	path := t.TempDir() + "/rules.nft"
+	if err := os.WriteFile(path, []byte(rs.Text()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func (n *netns) nft(t testing.TB, args ...string) string {
 	t.Helper()
 	return n.run(t, "nft", args...)
@@ -97,10 +108,7 @@ func TestNftCompilesToModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := t.TempDir() + "/rules.nft"
-	if err := os.WriteFile(path, []byte(rs.Text()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	path := rulesFile(t, rs)
 	ns.nft(t, "-f", path)
 	live, err := readState(ns.conn(t), rs.Table)
 	if err != nil {

@@ -4,7 +4,6 @@ package firewall
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 
@@ -24,10 +23,7 @@ func TestElementDumperReadsWhatTheLibraryReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := t.TempDir() + "/rules.nft"
-	if err := os.WriteFile(file, []byte(rs.Text()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	file := rulesFile(t, rs)
 	ns.nft(t, "-f", file)
 	ns.nft(t, "add", "element", "inet", rs.Table, "ssh_admin6", "{ ff00::/8 }")  // runs to the top: no end
 	ns.nft(t, "add", "element", "inet", rs.Table, "ssh_meter4", "{ 192.0.2.7 }") // per-source state
