@@ -17,13 +17,8 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is main without the exit. Each call builds a fresh command tree, so
-// tests can run the CLI in-process any number of times and no flag value
-// carries over from one run to the next.
+// run is main without the exit (exitcode.Run); each call builds a fresh
+// command tree.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	return exitcode.Report(stderr, "bulwark", root.Execute())
+	return exitcode.Run(newRootCmd(), args, stdout, stderr)
 }

@@ -15,12 +15,8 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is main without the exit, so tests can run the daemon in a child
-// process of the test binary. Each call builds a fresh command tree.
+// run is main without the exit (exitcode.Run), so tests can run the daemon
+// in a child process of the test binary; each call builds a fresh tree.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd()
-	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	return exitcode.Report(stderr, "transferd", root.Execute())
+	return exitcode.Run(newRootCmd(), args, stdout, stderr)
 }

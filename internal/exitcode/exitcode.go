@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
 // The exit codes.
@@ -81,4 +83,15 @@ func Report(w io.Writer, prog string, err error) int {
 		fmt.Fprintf(w, "%s: %v\n", prog, err)
 	}
 	return Code(err)
+}
+
+// Run executes a freshly built command tree on args with its output on
+// stdout and stderr, and returns the exit code: main without the exit, so
+// tests can run a CLI in-process any number of times, no flag value
+// carrying over from one run to the next.
+func Run(root *cobra.Command, args []string, stdout, stderr io.Writer) int {
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return Report(stderr, root.Name(), root.Execute())
 }

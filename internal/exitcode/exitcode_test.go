@@ -86,3 +86,26 @@ func TestReport(t *testing.T) {
 		t.Error("UsageError(nil) is not nil")
 	}
 }
+
+// TestRun: the tree's name prefixes the error on stderr, the code follows
+// the error, and stdout gets only what the command wrote.
+func TestRun(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		work error
+		args []string
+		code int
+		err  string
+	}{
+		{"ok", nil, []string{"run"}, OK, ""},
+		{"work failed", errors.New("disk full"), []string{"run"}, Failed, "prog: disk full\n"},
+		{"bad flag", nil, []string{"run", "--nope"}, Usage, "prog: unknown flag: --nope\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Run(newTree(tc.work), tc.args, &stdout, &stderr); code != tc.code || stderr.String() != tc.err || stdout.Len() != 0 {
+				t.Errorf("Run(%v) = %d, stderr %q, stdout %q; want %d, %q, nothing", tc.args, code, stderr.String(), stdout.String(), tc.code, tc.err)
+			}
+		})
+	}
+}
