@@ -22,16 +22,15 @@ func (d *Daemon) verifyLive(ctx context.Context) []provision.Finding {
 }
 
 func (d *Daemon) verifyUnit(ctx context.Context) provision.Finding {
-	f := d.finding("unit "+unit, "active")
-	return check.Active(ctx, check.Meta{ID: f.ControlID, Title: f.Title, Rows: f.Rows}, unit)
+	return check.Active(ctx, daemonMeta, unit)
 }
 
 func (d *Daemon) verifyListeners() provision.Finding {
 	want := listenAddrs(d.SSH.ListenAddresses, d.Port)
-	f := d.finding("listening sockets on port "+strconv.Itoa(int(d.Port)), strings.Join(want, " "))
+	f := daemonMeta.Finding("listening sockets on port "+strconv.Itoa(int(d.Port)), strings.Join(want, " "))
 	ls, sources, err := probe.Listeners()
 	if err != nil {
-		return fail(f, "unreadable", err.Error(), provision.Evidence{Source: "/proc/net", Read: err.Error()})
+		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: "/proc/net", Read: err.Error()})
 	}
 	var got []string
 	for _, l := range ls {
@@ -42,10 +41,9 @@ func (d *Daemon) verifyListeners() provision.Finding {
 	got = sortedSet(got)
 	ev := provision.Evidence{Source: strings.Join(sources, " "), Read: "LISTEN " + strings.Join(got, " ")}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
-		return fail(f, strings.Join(got, " "), "the kernel's listening sockets differ from the policy", ev)
+		return check.Fail(f, strings.Join(got, " "), "the kernel's listening sockets differ from the policy", ev)
 	}
-	f.Actual, f.Status, f.Evidence = strings.Join(got, " "), provision.Pass, []provision.Evidence{ev}
-	return f
+	return check.Pass(f, strings.Join(got, " "), ev)
 }
 
 // listeners is the LISTEN sockets on port in one /proc/net/tcp{,6} table.

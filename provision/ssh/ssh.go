@@ -16,6 +16,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Paths inside the target.
@@ -61,16 +62,17 @@ type Daemon struct {
 	Port uint16
 }
 
-func (d *Daemon) ID() string { return "ssh.daemon" }
-func (d *Daemon) Title() string {
-	return "SSH daemon: keys only, no root login, admin group, strong crypto"
-}
-
 // Rows: who may log in and how (CC6, Authentication), the sysadmin console
 // (Privileged Access), and its ciphers (Encryption in Transit).
-func (d *Daemon) Rows() []string {
-	return []string{"SOC2:CC6", "SOX:Authentication", "SOX:Privileged Access", "SOX:Encryption in Transit"}
+var daemonMeta = check.Meta{
+	ID:    "ssh.daemon",
+	Title: "SSH daemon: keys only, no root login, admin group, strong crypto",
+	Rows:  []string{"SOC2:CC6", "SOX:Authentication", "SOX:Privileged Access", "SOX:Encryption in Transit"},
 }
+
+func (d *Daemon) ID() string     { return daemonMeta.ID }
+func (d *Daemon) Title() string  { return daemonMeta.Title }
+func (d *Daemon) Rows() []string { return daemonMeta.Rows }
 
 // setting is one sshd keyword: how we write it and what `sshd -T` prints
 // for it (lower-case keyword, normalised value).
@@ -266,25 +268,24 @@ func (d *Daemon) Verify(ctx context.Context, h host.Host) []provision.Finding {
 }
 
 func (d *Daemon) verifyDropIn(h host.Host) provision.Finding {
-	f := d.finding("drop-in "+DropIn, "present, as rendered from the policy, mode 0600")
+	f := daemonMeta.Finding("drop-in "+DropIn, "present, as rendered from the policy, mode 0600")
 	cur, err := h.ReadFile(DropIn)
 	if err != nil {
-		return fail(f, "missing", err.Error(), provision.Evidence{Source: DropIn, Read: err.Error()})
+		return check.Fail(f, "missing", err.Error(), provision.Evidence{Source: DropIn, Read: err.Error()})
 	}
 	st, err := h.Stat(DropIn)
 	if err != nil {
-		return fail(f, "unreadable", err.Error(), provision.Evidence{Source: DropIn, Read: err.Error()})
+		return check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: DropIn, Read: err.Error()})
 	}
 	ev := provision.Evidence{Source: DropIn, Read: fmt.Sprintf("%d bytes, mode %04o", len(cur), st.Mode().Perm())}
 	if string(cur) != string(d.Render()) {
-		return fail(f, "differs from the policy", "the file was edited or the policy changed; run bulwark apply", ev,
+		return check.Fail(f, "differs from the policy", "the file was edited or the policy changed; run bulwark apply", ev,
 			provision.Evidence{Source: DropIn, Read: firstDiff(string(cur), string(d.Render()))})
 	}
 	if st.Mode().Perm() != fs.FileMode(0o600) {
-		return fail(f, fmt.Sprintf("mode %04o", st.Mode().Perm()), "mode is not 0600", ev)
+		return check.Fail(f, fmt.Sprintf("mode %04o", st.Mode().Perm()), "mode is not 0600", ev)
 	}
-	f.Actual, f.Status, f.Evidence = "present, as rendered", provision.Pass, []provision.Evidence{ev}
-	return f
+	return check.Pass(f, "present, as rendered", ev)
 }
 
 // verifyEffective compares `sshd -T` against the policy, one finding per
@@ -296,16 +297,16 @@ func (d *Daemon) verifyEffective(ctx context.Context, h host.Host) []provision.F
 	var fs []provision.Finding
 	for _, s := range d.settings() {
 		key := strings.ToLower(s.Keyword)
-		f := d.finding(key, s.Want)
+		f := daemonMeta.Finding(key, s.Want)
 		got := strings.Join(eff[key], " ")
 		ev := provision.Evidence{Source: "sshd -T", Read: strings.TrimSpace(key + " " + got)}
 		switch {
 		case err != nil:
-			f = fail(f, "unreadable", "sshd -T failed: "+err.Error(), provision.Evidence{Source: "sshd -T", Read: err.Error()})
+			f = check.Fail(f, "unreadable", "sshd -T failed: "+err.Error(), provision.Evidence{Source: "sshd -T", Read: err.Error()})
 		case !sameValue(key, got, s.Want):
-			f = fail(f, got, "effective value differs from the policy", ev)
+			f = check.Fail(f, got, "effective value differs from the policy", ev)
 		default:
-			f.Actual, f.Status, f.Evidence = got, provision.Pass, []provision.Evidence{ev}
+			f = check.Pass(f, got, ev)
 		}
 		f.Duration = time.Since(start)
 		fs = append(fs, f)
@@ -315,24 +316,14 @@ func (d *Daemon) verifyEffective(ctx context.Context, h host.Host) []provision.F
 
 func (d *Daemon) verifyListen(eff map[string][]string, err error) provision.Finding {
 	want := listenAddrs(d.SSH.ListenAddresses, d.Port)
-	f := d.finding("listenaddress", strings.Join(want, " "))
+	f := daemonMeta.Finding("listenaddress", strings.Join(want, " "))
 	got := sortedSet(eff["listenaddress"])
 	ev := provision.Evidence{Source: "sshd -T", Read: "listenaddress " + strings.Join(got, " ")}
 	switch {
 	case err != nil:
-		return fail(f, "unreadable", "sshd -T failed: "+err.Error(), provision.Evidence{Source: "sshd -T", Read: err.Error()})
+		return check.Fail(f, "unreadable", "sshd -T failed: "+err.Error(), provision.Evidence{Source: "sshd -T", Read: err.Error()})
 	case strings.Join(got, " ") != strings.Join(want, " "):
-		return fail(f, strings.Join(got, " "), "daemon listens on other addresses than the policy", ev)
+		return check.Fail(f, strings.Join(got, " "), "daemon listens on other addresses than the policy", ev)
 	}
-	f.Actual, f.Status, f.Evidence = strings.Join(got, " "), provision.Pass, []provision.Evidence{ev}
-	return f
-}
-
-func (d *Daemon) finding(property, expected string) provision.Finding {
-	return provision.Finding{ControlID: d.ID(), Title: d.Title(), Rows: d.Rows(), Property: property, Expected: expected}
-}
-
-func fail(f provision.Finding, actual, reason string, ev ...provision.Evidence) provision.Finding {
-	f.Actual, f.Status, f.Reason, f.Evidence = actual, provision.Fail, reason, ev
-	return f
+	return check.Pass(f, strings.Join(got, " "), ev)
 }
