@@ -128,19 +128,26 @@ func TestLiveLUKSControl(t *testing.T) {
 }
 
 // waitDataDirectory polls until the running server answers with data
-// directory want: after an unlock, firstboot (or apply) restarts it there.
+// directory want and its unit is active: after an unlock, firstboot (or
+// apply) restarts it there.
 func waitDataDirectory(t *testing.T, g *qemu.Guest, want string) {
 	t.Helper()
-	var got string
+	// The server answers on its socket a moment before pg_ctl reports the
+	// start and systemd marks the unit active: a verify in that window
+	// fails database.config's unit check, so wait for both.
+	svc := guestLayout(t, g).ClusterSvc
+	var got, state string
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		r := run(t, g, "cd / && runuser -u postgres -- psql -XAtq -h "+database.SocketDir+" -c 'SHOW data_directory'")
-		if got = strings.TrimSpace(r.Stdout + r.Stderr); got == want {
+		got = strings.TrimSpace(r.Stdout + r.Stderr)
+		state = strings.TrimSpace(run(t, g, "systemctl is-active "+svc).Stdout)
+		if got == want && state == "active" {
 			return
 		}
 		time.Sleep(3 * time.Second)
 	}
-	t.Fatalf("PostgreSQL's data_directory is %q after 3 minutes, want %q\n%s", got, want,
+	t.Fatalf("PostgreSQL's data_directory is %q and %s is %q after 3 minutes, want %q and active\n%s", got, svc, state, want,
 		run(t, g, "journalctl -b -u 'postgresql*' -u "+luks.UnitName+" --no-pager | tail -30").Stdout)
 }
 
