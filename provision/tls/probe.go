@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/provision"
@@ -34,33 +33,21 @@ const probeTimeout = 10 * time.Second
 // and the admin allow/deny. Certificates are not verified here: the
 // self-signed one is per instance, and trust is not what is being proved.
 //
-// The probes are independent connections, so they run at once: one after
-// the other, each waited for its round trip and nginx's side of the
-// handshake, and tls.nginx was a tenth of verify on a slow guest.
-// Findings keep their order.
+// The probes run one after another, never at once: the appliance's own
+// firewall rate-limits new connections per source, and a handshake it
+// dropped would read as a suite refused, a false pass.
 func Probe(ctx context.Context, e Endpoints, s Site) []provision.Finding {
-	probes := []func() provision.Finding{
-		func() provision.Finding { return versionFinding(ctx, e.HTTPS, ctls.VersionTLS10, false) },
-		func() provision.Finding { return versionFinding(ctx, e.HTTPS, ctls.VersionTLS11, false) },
-		func() provision.Finding { return versionFinding(ctx, e.HTTPS, ctls.VersionTLS12, true) },
-		func() provision.Finding { return versionFinding(ctx, e.HTTPS, ctls.VersionTLS13, true) },
-		func() provision.Finding { return tls13AES128Finding(ctx, e.HTTPS) },
-		func() provision.Finding { return weakSuitesFinding(ctx, e.HTTPS) },
-		func() provision.Finding { return headersFinding(ctx, e.HTTPS, s) },
-		func() provision.Finding { return redirectFinding(ctx, e.HTTP) },
-		func() provision.Finding { return adminFinding(ctx, e.Admin, e.AdminFrom, s) },
+	return []provision.Finding{
+		versionFinding(ctx, e.HTTPS, ctls.VersionTLS10, false),
+		versionFinding(ctx, e.HTTPS, ctls.VersionTLS11, false),
+		versionFinding(ctx, e.HTTPS, ctls.VersionTLS12, true),
+		versionFinding(ctx, e.HTTPS, ctls.VersionTLS13, true),
+		tls13AES128Finding(ctx, e.HTTPS),
+		weakSuitesFinding(ctx, e.HTTPS),
+		headersFinding(ctx, e.HTTPS, s),
+		redirectFinding(ctx, e.HTTP),
+		adminFinding(ctx, e.Admin, e.AdminFrom, s),
 	}
-	out := make([]provision.Finding, len(probes))
-	var wg sync.WaitGroup
-	for i, p := range probes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			out[i] = p()
-		}()
-	}
-	wg.Wait()
-	return out
 }
 
 // classicCurves are the key exchanges the probes offer: the server's
@@ -133,20 +120,9 @@ func weakSuites() []*ctls.CipherSuite {
 func weakSuitesFinding(ctx context.Context, addr string) provision.Finding {
 	f := nginxMeta.Finding("TLS 1.2 suites outside the policy on "+addr, "each refused")
 	var accepted, refused []string
-	suites := weakSuites()
-	ok := make([]bool, len(suites))
-	var wg sync.WaitGroup
-	for i, cs := range suites {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := handshake(ctx, addr, &ctls.Config{MinVersion: ctls.VersionTLS12, MaxVersion: ctls.VersionTLS12, CipherSuites: []uint16{cs.ID}})
-			ok[i] = err == nil
-		}()
-	}
-	wg.Wait()
-	for i, cs := range suites {
-		if ok[i] {
+	for _, cs := range weakSuites() {
+		_, err := handshake(ctx, addr, &ctls.Config{MinVersion: ctls.VersionTLS12, MaxVersion: ctls.VersionTLS12, CipherSuites: []uint16{cs.ID}})
+		if err == nil {
 			accepted = append(accepted, cs.Name)
 		} else {
 			refused = append(refused, cs.Name)
