@@ -6,9 +6,9 @@ import (
 	"sync"
 )
 
-// A read cache lets the controls of one verify share a costly read: one
-// `sshd -T`, one `nginx -T`, one psql session for every database control,
-// however many controls ask and however many of them ask at once. On a
+// A read cache lets the controls of one verify share a costly read
+// (today: the one psql query every database control sends), however many
+// controls ask and however many of them ask at once. On a
 // slow target each process start costs 50-150 ms and a daemon's binary
 // far more, and several controls read the same daemon's effective
 // configuration.
