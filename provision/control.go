@@ -19,12 +19,8 @@ import (
 // Apply with the same policy changes nothing. Verify reads the host and
 // returns at least one Finding; it never changes anything.
 type Control interface {
-	// ID is stable and dotted: family.requirement, e.g. "ssh.daemon".
-	ID() string
-	Title() string
-	// Rows are the framework rows this control serves, e.g. "SOC2:CC6",
-	// "SOX:Network Security" (see policies/frameworks).
-	Rows() []string
+	// Meta is the control's ID, title and framework rows.
+	Meta() Meta
 	Apply(ctx context.Context, h host.Host) error
 	Verify(ctx context.Context, h host.Host) []Finding
 }
@@ -37,11 +33,12 @@ type Alone interface {
 	VerifyAlone() bool
 }
 
-// Family builds a family's controls from the policy. Construction is where a
-// family reads the policy, so Apply and Verify see the same values.
+// Family builds a family's controls from the policy and the run's stage.
+// Construction is where a family reads them, so Apply and Verify see the
+// same values.
 type Family struct {
 	Name     string
-	Controls func(p *policies.Policy) []Control
+	Controls func(p *policies.Policy, s Stage) []Control
 	// Risky marks a family whose change can cut off the administrator's
 	// session (the firewall, sshd): apply refuses it from an SSH session
 	// the policy's firewall would not admit, unless told otherwise.

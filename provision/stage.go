@@ -1,7 +1,5 @@
 package provision
 
-import "context"
-
 // Stage says which life stage of the appliance a run hardens or proves.
 // Most controls hold the same everywhere; a few can only hold on a
 // deployed instance — the data volume is encrypted at the instance's first
@@ -9,6 +7,10 @@ import "context"
 // signatures there. Verified while the image is being built, those report
 // not-applicable with the reason instead of failing the build or, worse,
 // being disabled by policy and never checked at all.
+//
+// The stage is given to a family's Controls when the controls are built,
+// like the policy: it is a fact of the run, chosen by the caller (bulwark
+// --image-build), not something a control discovers.
 type Stage int
 
 const (
@@ -18,23 +20,17 @@ const (
 	ImageBuild
 )
 
-type stageKey struct{}
-
-// WithStage returns ctx carrying s.
-func WithStage(ctx context.Context, s Stage) context.Context {
-	return context.WithValue(ctx, stageKey{}, s)
-}
-
-// StageOf is the stage ctx carries; Instance when none was set.
-func StageOf(ctx context.Context) Stage {
-	s, _ := ctx.Value(stageKey{}).(Stage)
-	return s
+func (s Stage) String() string {
+	if s == ImageBuild {
+		return "image build"
+	}
+	return "instance"
 }
 
 // InstanceOnly marks f not-applicable at image build with reason; it
 // returns false (f untouched) on an instance.
-func InstanceOnly(ctx context.Context, f *Finding, reason string) bool {
-	if StageOf(ctx) != ImageBuild {
+func (s Stage) InstanceOnly(f *Finding, reason string) bool {
+	if s != ImageBuild {
 		return false
 	}
 	f.Status, f.Actual, f.Reason = NotApplicable, "image build", reason

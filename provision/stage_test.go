@@ -1,24 +1,21 @@
 package provision
 
-import (
-	"context"
-	"testing"
-)
+import "testing"
 
 func TestInstanceOnly(t *testing.T) {
 	tests := []struct {
 		name   string
-		ctx    context.Context
+		stage  Stage
 		marked bool
 	}{
-		{"no stage is an instance", context.Background(), false},
-		{"instance", WithStage(context.Background(), Instance), false},
-		{"image build", WithStage(context.Background(), ImageBuild), true},
+		{"the zero stage is an instance", Stage(0), false},
+		{"instance", Instance, false},
+		{"image build", ImageBuild, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := Finding{ControlID: "x.y", Status: Fail}
-			got := InstanceOnly(tt.ctx, &f, "why")
+			got := tt.stage.InstanceOnly(&f, "why")
 			if got != tt.marked {
 				t.Fatalf("InstanceOnly = %v, want %v", got, tt.marked)
 			}

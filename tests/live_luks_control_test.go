@@ -166,7 +166,7 @@ func imageHasNoKey(t *testing.T, p *policies.Policy) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range luks.Controls(p)[0].Verify(context.Background(), h) {
+	for _, f := range luks.Controls(p, provision.Instance)[0].Verify(context.Background(), h) {
 		if f.Property == "key material in the image" && f.Status != provision.Pass {
 			t.Errorf("image %s holds key material: %s %v", root, f.Reason, f.Evidence)
 		}

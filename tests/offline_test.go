@@ -230,7 +230,7 @@ func TestOfflineApplyAll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := len(all.Controls(p))
+	n := len(all.Controls(p, provision.Instance))
 	out, code = runBulwark(t, bin, "apply", "--root", root)
 	if want := fmt.Sprintf("no changes: %d controls already converged", n); code != 0 || !strings.Contains(out, want) {
 		t.Fatalf("second apply: exit %d, want 0 and %q:\n%s", code, want, out)
@@ -334,8 +334,8 @@ func familySize(t *testing.T, families ...string) int {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, c := range all.Controls(p) {
-		fam, _, _ := strings.Cut(c.ID(), ".")
+	for _, c := range all.Controls(p, provision.Instance) {
+		fam, _, _ := strings.Cut(c.Meta().ID, ".")
 		if slices.Contains(families, fam) {
 			n++
 		}

@@ -93,7 +93,7 @@ func runApply(cmd *cobra.Command, g *rootFlags, f applyFlags) error {
 	if err != nil {
 		return err
 	}
-	controls, err := runner.Select(all.Families(), all.Controls(p), f.only)
+	controls, err := runner.Select(all.Families(), g.controls(p), f.only)
 	if err != nil {
 		return exitcode.UsageError(err)
 	}
@@ -105,7 +105,7 @@ func runApply(cmd *cobra.Command, g *rootFlags, f applyFlags) error {
 	if err != nil {
 		return err
 	}
-	ctx, out := g.stageContext(cmd.Context()), cmd.OutOrStdout()
+	ctx, out := cmd.Context(), cmd.OutOrStdout()
 	if f.confirm > 0 {
 		if err := armRollback(ctx, out, j, f.confirm); err != nil {
 			return err
@@ -152,7 +152,7 @@ func checkSafety(p *policies.Policy, f applyFlags, live bool, controls []provisi
 	}
 	var fams []string
 	for _, c := range controls {
-		fams = append(fams, familyOf(c.ID()))
+		fams = append(fams, familyOf(c.Meta().ID))
 	}
 	if err := safeapply.Guard(p.Network, os.Getenv("SSH_CONNECTION"), provision.RiskyOf(all.Families(), fams)); err != nil {
 		return exitcode.UsageError(err)

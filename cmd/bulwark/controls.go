@@ -12,7 +12,6 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies/frameworks"
 	"github.com/bulwark-appliance/bulwark/provision"
-	"github.com/bulwark-appliance/bulwark/provision/all"
 )
 
 // newControlsCmd is `bulwark controls`.
@@ -38,7 +37,7 @@ responsible for it, and which controls cover it.`,
 			if err != nil {
 				return err
 			}
-			ctrls := all.Controls(p)
+			ctrls := g.controls(p)
 			if rows {
 				return printRows(cmd.OutOrStdout(), format, cats, ctrls)
 			}
@@ -61,12 +60,13 @@ type controlView struct {
 func printControls(w io.Writer, format string, cats []*frameworks.Catalogue, ctrls []provision.Control) error {
 	views := make([]controlView, 0, len(ctrls))
 	for _, c := range ctrls {
-		v := controlView{ID: c.ID(), Title: c.Title(), SOC2: []string{}, SOX: []string{}}
-		for _, key := range c.Rows() {
+		m := c.Meta()
+		v := controlView{ID: m.ID, Title: m.Title, SOC2: []string{}, SOX: []string{}}
+		for _, key := range m.Rows {
 			cat, row, ok := frameworks.Lookup(cats, key)
 			switch {
 			case !ok:
-				return fmt.Errorf("controls: control %s names row %q, which no catalogue holds", c.ID(), key)
+				return fmt.Errorf("controls: control %s names row %q, which no catalogue holds", m.ID, key)
 			case cat.ID == "SOC2":
 				v.SOC2 = append(v.SOC2, row.Ref)
 			case cat.ID == "SOX":
@@ -99,7 +99,7 @@ type rowView struct {
 func printRows(w io.Writer, format string, cats []*frameworks.Catalogue, ctrls []provision.Control) error {
 	mappings := make([]frameworks.Mapping, 0, len(ctrls))
 	for _, c := range ctrls {
-		mappings = append(mappings, frameworks.Mapping{ID: c.ID(), Rows: c.Rows()})
+		mappings = append(mappings, frameworks.Mapping{ID: c.Meta().ID, Rows: c.Meta().Rows})
 	}
 	cov, err := frameworks.Cover(cats, mappings)
 	if err != nil {

@@ -9,7 +9,9 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
+	"github.com/bulwark-appliance/bulwark/provision/ssh"
 )
 
 // TestControlsCommand runs `bulwark controls` as a user would.
@@ -18,7 +20,7 @@ func TestControlsCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctrls := all.Controls(p)
+	ctrls := all.Controls(p, provision.Instance)
 	tests := []struct {
 		name  string
 		args  []string
@@ -34,8 +36,8 @@ func TestControlsCommand(t *testing.T) {
 				t.Errorf("%d lines for %d controls", len(lines), len(ctrls))
 			}
 			for _, c := range ctrls {
-				if !strings.Contains(out, c.ID()) {
-					t.Errorf("control %s missing", c.ID())
+				if !strings.Contains(out, c.Meta().ID) {
+					t.Errorf("control %s missing", c.Meta().ID)
 				}
 			}
 		}},
@@ -73,6 +75,39 @@ func TestControlsCommand(t *testing.T) {
 			}
 			if tt.check != nil {
 				tt.check(t, stdout.String())
+			}
+		})
+	}
+}
+
+// TestImageBuildStage: --image-build is the one way the stage reaches the
+// controls; an instance-only finding is not applicable only with it.
+func TestImageBuildStage(t *testing.T) {
+	p, err := policies.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		flags rootFlags
+		want  provision.Stage
+	}{
+		{"instance by default", rootFlags{}, provision.Instance},
+		{"image build", rootFlags{imageBuild: true}, provision.ImageBuild},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			found := false
+			for _, c := range tt.flags.controls(p) {
+				if k, ok := c.(*ssh.HostKeys); ok {
+					found = true
+					if k.Stage != tt.want {
+						t.Errorf("ssh.host_keys built for stage %v, want %v", k.Stage, tt.want)
+					}
+				}
+			}
+			if !found {
+				t.Fatal("no ssh.host_keys control built")
 			}
 		})
 	}

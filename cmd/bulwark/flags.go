@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
-
 	"github.com/spf13/cobra"
 
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/all"
 )
 
 // rootFlags are the root's persistent flags, shared by every subcommand.
@@ -36,12 +35,13 @@ func (g *rootFlags) loadPolicy() (*policies.Policy, error) {
 	return p, nil
 }
 
-// stageContext carries the run's stage to the controls.
-func (g *rootFlags) stageContext(ctx context.Context) context.Context {
+// controls builds every enabled control from p for the run's stage.
+func (g *rootFlags) controls(p *policies.Policy) []provision.Control {
+	s := provision.Instance
 	if g.imageBuild {
-		return provision.WithStage(ctx, provision.ImageBuild)
+		s = provision.ImageBuild
 	}
-	return ctx
+	return all.Controls(p, s)
 }
 
 // addOnly adds the --only flag: a comma-separated list of control IDs or

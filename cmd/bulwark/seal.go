@@ -7,7 +7,6 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 	"github.com/bulwark-appliance/bulwark/internal/host"
-	"github.com/bulwark-appliance/bulwark/provision/all"
 	"github.com/bulwark-appliance/bulwark/provision/pro"
 	"github.com/bulwark-appliance/bulwark/provision/runner"
 )
@@ -38,8 +37,8 @@ nothing to detach). The Packer provisioner runs it after verify.`,
 			if err != nil {
 				return exitcode.UsageError(err)
 			}
-			ctx := g.stageContext(cmd.Context())
-			n, err := runner.Seal(ctx, h, all.Controls(p))
+			ctx := cmd.Context()
+			n, err := runner.Seal(ctx, h, g.controls(p))
 			var note string
 			if err == nil {
 				note, err = pro.Seal(ctx, h)

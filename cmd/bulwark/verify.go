@@ -69,7 +69,7 @@ func runVerify(cmd *cobra.Command, g *rootFlags, rootDir, format, out string, on
 	if err != nil {
 		return err
 	}
-	controls, err := runner.Select(all.Families(), all.Controls(p), only)
+	controls, err := runner.Select(all.Families(), g.controls(p), only)
 	if err != nil {
 		return exitcode.UsageError(err)
 	}
@@ -77,7 +77,7 @@ func runVerify(cmd *cobra.Command, g *rootFlags, rootDir, format, out string, on
 	if err != nil {
 		return exitcode.UsageError(err)
 	}
-	res, timings := runner.VerifyWith(g.stageContext(cmd.Context()), h, controls, policies.Hash(p), o)
+	res, timings := runner.VerifyWith(cmd.Context(), h, controls, policies.Hash(p), o)
 	if o.Profile {
 		if err := writeProfile(cmd.ErrOrStderr(), timings); err != nil {
 			return err

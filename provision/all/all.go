@@ -39,12 +39,13 @@ func Families() []provision.Family {
 	}
 }
 
-// Controls builds every enabled control from the policy, in apply order.
-func Controls(p *policies.Policy) []provision.Control {
+// Controls builds every enabled control from the policy for stage s, in
+// apply order.
+func Controls(p *policies.Policy, s provision.Stage) []provision.Control {
 	var out []provision.Control
 	for _, f := range Families() {
-		for _, c := range f.Controls(p) {
-			if p.Controls.IsEnabled(c.ID()) {
+		for _, c := range f.Controls(p, s) {
+			if p.Controls.IsEnabled(c.Meta().ID) {
 				out = append(out, c)
 			}
 		}

@@ -34,7 +34,7 @@ func TestRegistry(t *testing.T) {
 			t.Errorf("family %q is registered twice", f.Name)
 		}
 		families[f.Name] = true
-		for _, c := range f.Controls(p) {
+		for _, c := range f.Controls(p, provision.Instance) {
 			checkControl(t, f.Name, c, cats, owner)
 		}
 	}
@@ -42,19 +42,19 @@ func TestRegistry(t *testing.T) {
 
 func checkControl(t *testing.T, family string, c provision.Control, cats []*frameworks.Catalogue, owner map[string]string) {
 	t.Helper()
-	id := c.ID()
+	id := c.Meta().ID
 	switch {
 	case id == "":
-		t.Errorf("family %s: a control has an empty ID (title %q)", family, c.Title())
+		t.Errorf("family %s: a control has an empty ID (title %q)", family, c.Meta().Title)
 		return
-	case c.Title() == "":
+	case c.Meta().Title == "":
 		t.Errorf("control %s (family %s): empty title", id, family)
 	}
 	if other, dup := owner[id]; dup {
 		t.Errorf("control ID %s is used by family %s and family %s", id, other, family)
 	}
 	owner[id] = family
-	for _, key := range c.Rows() {
+	for _, key := range c.Meta().Rows {
 		if _, _, ok := frameworks.Lookup(cats, key); !ok {
 			t.Errorf("control %s names row %q, which no catalogue holds (want e.g. SOC2:CC6, SOX:Network Security)", id, key)
 		}
@@ -70,23 +70,23 @@ func TestControlsHonoursPolicy(t *testing.T) {
 	}
 	var registered int
 	for _, f := range Families() {
-		registered += len(f.Controls(p))
+		registered += len(f.Controls(p, provision.Instance))
 	}
-	got := Controls(p)
+	got := Controls(p, provision.Instance)
 	if len(got) != registered {
 		t.Fatalf("default policy: %d controls, want all %d registered", len(got), registered)
 	}
 	if len(got) == 0 {
 		return // nothing registered yet
 	}
-	off := got[0].ID()
+	off := got[0].Meta().ID
 	p.Controls.Disabled = []string{off}
-	for _, c := range Controls(p) {
-		if c.ID() == off {
+	for _, c := range Controls(p, provision.Instance) {
+		if c.Meta().ID == off {
 			t.Errorf("control %s was disabled by the policy but still listed", off)
 		}
 	}
-	if n := len(Controls(p)); n != registered-1 {
+	if n := len(Controls(p, provision.Instance)); n != registered-1 {
 		t.Errorf("disabling one control left %d of %d", n, registered)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 // proof is one test that breaks a control on purpose and asserts Verify
@@ -92,8 +93,8 @@ func TestEveryControlIsBreakable(t *testing.T) {
 	}
 	registered := map[string]string{} // control ID -> family
 	for _, f := range Families() {
-		for _, c := range f.Controls(p) {
-			registered[c.ID()] = f.Name
+		for _, c := range f.Controls(p, provision.Instance) {
+			registered[c.Meta().ID] = f.Name
 		}
 	}
 	for _, problem := range matrixProblems(t, registered, breakable) {

@@ -20,7 +20,7 @@ import (
 var Family = provision.Family{Name: "audit", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 	return []provision.Control{
 		&Journald{RetentionDays: p.Retention.JournalDays},
 		&Forward{Syslog: p.Syslog, LogPrefix: p.Network.LogPrefix},

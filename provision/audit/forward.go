@@ -6,7 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +31,7 @@ const (
 
 var rsyslogUnit = check.Unit{Name: "rsyslog.service", Target: "multi-user.target"}
 
-var forwardMeta = check.Meta{
+var forwardMeta = provision.Meta{
 	ID:    "audit.forward",
 	Title: "Logs forwarded over TLS to the SIEM, queued on disk during outages",
 	Rows:  []string{"SOC2:CC2", "SOC2:CC4", "SOX:Logging and Audit Trails", "SOX:Audit Independence", "SOX:Incident Detection"},
@@ -44,9 +44,7 @@ type Forward struct {
 	LogPrefix string
 }
 
-func (f *Forward) ID() string     { return forwardMeta.ID }
-func (f *Forward) Title() string  { return forwardMeta.Title }
-func (f *Forward) Rows() []string { return forwardMeta.Rows }
+func (*Forward) Meta() provision.Meta { return forwardMeta }
 
 // target splits and checks the policy's SIEM address.
 func (f *Forward) target() (string, int, error) {
@@ -61,7 +59,7 @@ func (f *Forward) target() (string, int, error) {
 	if f.Syslog.Protocol != "tcp+tls" {
 		return "", 0, fmt.Errorf("syslog.protocol %q: only tcp+tls is supported (logs never leave the appliance in clear)", f.Syslog.Protocol)
 	}
-	if !filepath.IsAbs(f.Syslog.CAFile) {
+	if !path.IsAbs(f.Syslog.CAFile) {
 		return "", 0, fmt.Errorf("syslog.ca_file %q: want the absolute path of the SIEM's CA certificate on the appliance", f.Syslog.CAFile)
 	}
 	return host, n, nil

@@ -22,7 +22,7 @@ const (
 	journaldUnit = "systemd-journald.service"
 )
 
-var journaldMeta = check.Meta{
+var journaldMeta = provision.Meta{
 	ID:    "audit.journald",
 	Title: "System journal kept on disk for the retention period and passed to syslog",
 	Rows:  []string{"SOX:Logging and Audit Trails", "SOC2:CC4"},
@@ -31,9 +31,7 @@ var journaldMeta = check.Meta{
 // Journald is the control audit.journald (policy retention.journal_days).
 type Journald struct{ RetentionDays int }
 
-func (j *Journald) ID() string     { return journaldMeta.ID }
-func (j *Journald) Title() string  { return journaldMeta.Title }
-func (j *Journald) Rows() []string { return journaldMeta.Rows }
+func (*Journald) Meta() provision.Meta { return journaldMeta }
 
 // want is every key the drop-in sets and the value systemd must end with.
 func (j *Journald) want() [][2]string {

@@ -38,7 +38,7 @@ func loadPolicy(t *testing.T, yaml string) *policies.Policy {
 // checks Verify fails naming the control, the property and the evidence.
 func TestAuditOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
-	controls := Controls(loadPolicy(t, siemPolicy))
+	controls := Controls(loadPolicy(t, siemPolicy), provision.Instance)
 	ct.Converge(t, root, controls)
 
 	const local = "/etc/systemd/journald.conf.d/zz-local.conf"
@@ -86,7 +86,7 @@ func TestNoTargetIsNotApplicable(t *testing.T) {
 	root := basetest.Copy(t)
 	ctx := context.Background()
 	ct.Write(t, root, ForwardFile, "# left from an earlier policy\n")
-	fw := Controls(loadPolicy(t, ""))[1]
+	fw := Controls(loadPolicy(t, ""), provision.Instance)[1]
 	h := ct.NewHost(t, root)
 	if err := fw.Apply(ctx, h); err != nil {
 		t.Fatal(err)

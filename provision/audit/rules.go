@@ -74,7 +74,7 @@ func renderRules() []byte {
 	return []byte(b.String())
 }
 
-var rulesMeta = check.Meta{
+var rulesMeta = provision.Meta{
 	ID:    "audit.rules",
 	Title: "auditd records changes to accounts, privileges and bulwark's config, and root's commands",
 	Rows:  []string{"SOX:Logging and Audit Trails", "SOX:Incident Detection", "SOC2:CC4"},
@@ -83,9 +83,7 @@ var rulesMeta = check.Meta{
 // Rules is the control audit.rules.
 type Rules struct{}
 
-func (r *Rules) ID() string     { return rulesMeta.ID }
-func (r *Rules) Title() string  { return rulesMeta.Title }
-func (r *Rules) Rows() []string { return rulesMeta.Rows }
+func (*Rules) Meta() provision.Meta { return rulesMeta }
 
 // Apply writes the rules and compiles them into audit.rules; live it loads
 // them unless the kernel's rules are already immutable (-e 2), in which

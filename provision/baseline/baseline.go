@@ -16,7 +16,7 @@ import (
 var Family = provision.Family{Name: "baseline", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 	b := p.Baseline
 	return []provision.Control{
 		&Sysctl{Values: b.Sysctl},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
+	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 func TestSysctlRefusesBadPolicy(t *testing.T) {
@@ -83,10 +84,10 @@ func TestControlsFollowPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, c := range Controls(p) {
-		ids = append(ids, c.ID())
-		if len(c.Rows()) == 0 || c.Title() == "" {
-			t.Errorf("%s has no rows or title", c.ID())
+	for _, c := range Controls(p, provision.Instance) {
+		ids = append(ids, c.Meta().ID)
+		if len(c.Meta().Rows) == 0 || c.Meta().Title == "" {
+			t.Errorf("%s has no rows or title", c.Meta().ID)
 		}
 	}
 	if got := strings.Join(ids, " "); got != "baseline.sysctl baseline.coredumps baseline.tmp baseline.timesync baseline.listeners" {

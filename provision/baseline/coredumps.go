@@ -27,7 +27,7 @@ var coreFiles = []struct{ path, content string }{
 	{SuidFile, "# Written by bulwark (control baseline.coredumps).\nfs.suid_dumpable = 0\n"},
 }
 
-var coreMeta = check.Meta{
+var coreMeta = provision.Meta{
 	ID:    "baseline.coredumps",
 	Title: "Core dumps disabled: no process memory written to disk",
 	Rows:  []string{"SOC2:CC6", "SOC2:CC7"},
@@ -36,9 +36,7 @@ var coreMeta = check.Meta{
 // CoreDumps is the control baseline.coredumps (policy baseline.core_dumps).
 type CoreDumps struct{ Allowed bool }
 
-func (c *CoreDumps) ID() string     { return coreMeta.ID }
-func (c *CoreDumps) Title() string  { return coreMeta.Title }
-func (c *CoreDumps) Rows() []string { return coreMeta.Rows }
+func (*CoreDumps) Meta() provision.Meta { return coreMeta }
 
 // Apply writes the files, or removes them when the policy allows dumps
 // (so switching the policy back is also converged).

@@ -15,7 +15,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
-var listenMeta = check.Meta{
+var listenMeta = provision.Meta{
 	ID:    "baseline.listeners",
 	Title: "Only the policy's ports listen on the network",
 	Rows:  []string{"SOC2:CC6", "SOX:Network Security"},
@@ -42,9 +42,7 @@ var UDPAllowedPorts = []uint16{68, 546} // DHCPv4, DHCPv6 clients
 // converge them.
 type Listeners struct{ Network policies.Network }
 
-func (l *Listeners) ID() string     { return listenMeta.ID }
-func (l *Listeners) Title() string  { return listenMeta.Title }
-func (l *Listeners) Rows() []string { return listenMeta.Rows }
+func (*Listeners) Meta() provision.Meta { return listenMeta }
 
 // Apply does nothing: closing a stray listener means fixing the service
 // that opened it, which its own family (or the operator) does.

@@ -29,15 +29,13 @@ var sysctlKey = regexp.MustCompile(`^[a-z0-9_]+(\.[a-zA-Z0-9_*-]+)+$`)
 // parameters from policy baseline.sysctl.
 type Sysctl struct{ Values map[string]string }
 
-var sysctlMeta = check.Meta{
+var sysctlMeta = provision.Meta{
 	ID:    "baseline.sysctl",
 	Title: "Kernel parameters: no redirects or source routing, reverse-path filter, restricted kernel pointers",
 	Rows:  []string{"SOC2:CC6", "SOC2:CC7", "SOX:Vulnerability Management"},
 }
 
-func (s *Sysctl) ID() string     { return sysctlMeta.ID }
-func (s *Sysctl) Title() string  { return sysctlMeta.Title }
-func (s *Sysctl) Rows() []string { return sysctlMeta.Rows }
+func (*Sysctl) Meta() provision.Meta { return sysctlMeta }
 func (s *Sysctl) keys() []string {
 	k := make([]string, 0, len(s.Values))
 	for key := range s.Values {
@@ -103,7 +101,7 @@ func (s *Sysctl) Verify(ctx context.Context, h host.Host) []provision.Finding {
 }
 
 // checkSysctl is one key: boot-time value, and live the running value.
-func checkSysctl(m check.Meta, h host.Host, eff sysctlState, effErr error, key, want string) provision.Finding {
+func checkSysctl(m provision.Meta, h host.Host, eff sysctlState, effErr error, key, want string) provision.Finding {
 	f := m.Finding(key, want)
 	if effErr != nil {
 		return check.Fail(f, "unreadable", effErr.Error(), provision.Evidence{Source: "sysctl.d", Read: effErr.Error()})

@@ -18,7 +18,7 @@ const (
 	TimesyncdFile  = "/etc/systemd/timesyncd.conf.d/60-bulwark.conf"
 )
 
-var timeMeta = check.Meta{
+var timeMeta = provision.Meta{
 	ID:    "baseline.timesync",
 	Title: "Clock synchronised by systemd-timesyncd",
 	Rows:  []string{"SOC2:CC7"},
@@ -28,9 +28,7 @@ var timeMeta = check.Meta{
 // empty keeps the distribution's pool).
 type Timesync struct{ Servers []string }
 
-func (t *Timesync) ID() string     { return timeMeta.ID }
-func (t *Timesync) Title() string  { return timeMeta.Title }
-func (t *Timesync) Rows() []string { return timeMeta.Rows }
+func (*Timesync) Meta() provision.Meta { return timeMeta }
 
 func (t *Timesync) render() []byte {
 	return []byte("# Written by bulwark (control baseline.timesync) from the appliance policy.\n[Time]\nNTP=" + strings.Join(t.Servers, " ") + "\n")

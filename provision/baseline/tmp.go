@@ -40,7 +40,7 @@ Options=` + tmpOptions + `
 WantedBy=local-fs.target
 `
 
-var tmpMeta = check.Meta{
+var tmpMeta = provision.Meta{
 	ID:    "baseline.tmp",
 	Title: "/tmp is a tmpfs mounted noexec,nosuid,nodev",
 	Rows:  []string{"SOC2:CC6", "SOC2:CC7"},
@@ -49,9 +49,7 @@ var tmpMeta = check.Meta{
 // Tmp is the control baseline.tmp (policy baseline.tmp_noexec).
 type Tmp struct{ Noexec bool }
 
-func (t *Tmp) ID() string     { return tmpMeta.ID }
-func (t *Tmp) Title() string  { return tmpMeta.Title }
-func (t *Tmp) Rows() []string { return tmpMeta.Rows }
+func (*Tmp) Meta() provision.Meta { return tmpMeta }
 
 // Apply writes and enables the unit, and on a live system with no /tmp
 // mount yet starts it, so the image build's verify sees the mount it ships
@@ -63,7 +61,7 @@ func (t *Tmp) Apply(ctx context.Context, h host.Host) error {
 	if !t.Noexec {
 		return nil
 	}
-	if err := check.PreflightUnits(ctx, h, check.Meta{ID: t.ID()}, check.UnitFile{Path: TmpUnit, Data: []byte(tmpUnitContent)}); err != nil {
+	if err := check.PreflightUnits(ctx, h, provision.Meta{ID: t.Meta().ID}, check.UnitFile{Path: TmpUnit, Data: []byte(tmpUnitContent)}); err != nil {
 		return err
 	}
 	if err := h.WriteFile(TmpUnit, []byte(tmpUnitContent), 0o644); err != nil {

@@ -18,25 +18,6 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision"
 )
 
-// Meta is what every finding of one control repeats.
-type Meta struct {
-	ID, Title string
-	Rows      []string
-}
-
-// Finding starts a finding for one property of the control.
-func (m Meta) Finding(property, expected string) provision.Finding {
-	return provision.Finding{ControlID: m.ID, Title: m.Title, Rows: m.Rows, Property: property, Expected: expected}
-}
-
-// Wrap prefixes an Apply error with the control and the step that failed.
-func (m Meta) Wrap(step string, err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("%s: %s: %w", m.ID, step, err)
-}
-
 // Pass marks f passed with what was read.
 func Pass(f provision.Finding, actual string, ev ...provision.Evidence) provision.Finding {
 	f.Actual, f.Status, f.Evidence = actual, provision.Pass, ev
@@ -72,7 +53,7 @@ func Timed(fs []provision.Finding, start time.Time) []provision.Finding {
 }
 
 // File checks that a file bulwark owns holds exactly want.
-func File(m Meta, h host.Host, path string, want []byte) provision.Finding {
+func File(m provision.Meta, h host.Host, path string, want []byte) provision.Finding {
 	f := m.Finding("file "+path, "present, as rendered from the policy")
 	got, err := h.ReadFile(path)
 	if err != nil {
@@ -129,7 +110,7 @@ func (u Unit) Enable(ctx context.Context, h host.Host) error {
 
 // Enabled checks the wants link (offline and live alike): a masked or
 // unlinked unit never starts at boot.
-func (u Unit) Enabled(m Meta, h host.Host) provision.Finding {
+func (u Unit) Enabled(m provision.Meta, h host.Host) provision.Finding {
 	f := m.Finding(u.Name+" enabled", "wanted by "+u.Target+", not masked")
 	if u.Masked(h) {
 		return Fail(f, "masked", u.Name+" is masked; run bulwark apply", provision.Evidence{Source: u.MaskLink(), Read: "-> /dev/null"})
@@ -143,7 +124,7 @@ func (u Unit) Enabled(m Meta, h host.Host) provision.Finding {
 
 // Active reads the unit's state over systemd's D-Bus API (never by
 // parsing systemctl) and passes when it is active.
-func Active(ctx context.Context, m Meta, unit string) provision.Finding {
+func Active(ctx context.Context, m provision.Meta, unit string) provision.Finding {
 	f := m.Finding("unit "+unit, "active")
 	src := "systemd D-Bus " + unit
 	st, err := probe.Unit(ctx, unit)
@@ -162,7 +143,7 @@ func Active(ctx context.Context, m Meta, unit string) provision.Finding {
 // and the units restart; otherwise a unit that is not running is started.
 // Running units with unchanged configuration are left alone, so a second
 // Apply records nothing.
-func Converge(ctx context.Context, h host.Host, m Meta, changed bool, units ...string) error {
+func Converge(ctx context.Context, h host.Host, m provision.Meta, changed bool, units ...string) error {
 	if !h.Live() {
 		return nil
 	}

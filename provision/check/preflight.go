@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 // analyzer is the target's systemd-analyze (Debian and Ubuntu alike).
@@ -56,7 +57,7 @@ func (u UnitFile) unitName() (string, error) {
 // what a directive means). A target without one (systemd ships it) has no
 // systemd to run the units either, so there is nothing to check them
 // against and the files are written as data.
-func PreflightUnits(ctx context.Context, h host.Host, m Meta, files ...UnitFile) error {
+func PreflightUnits(ctx context.Context, h host.Host, m provision.Meta, files ...UnitFile) error {
 	changed, names, err := changedUnits(h, files)
 	if err != nil || len(changed) == 0 {
 		return m.Wrap("pre-flight", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/internal/host"
+	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/check"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
@@ -34,7 +35,7 @@ func TestPreflightUnits(t *testing.T) {
 	root := basetest.Copy(t)
 	const svc = check.UnitDir + "bulwark-test.service"
 	ct.Write(t, root, svc, "[Service]\nExecStart=/bin/true\n")
-	m := check.Meta{ID: "test.units"}
+	m := provision.Meta{ID: "test.units"}
 	tests := []struct {
 		name  string
 		files []check.UnitFile
@@ -79,7 +80,7 @@ func TestPreflightUnits(t *testing.T) {
 // runs nothing and lets the files be written.
 func TestPreflightUnitsWithoutSystemd(t *testing.T) {
 	q := &queries{Host: ct.NewHost(t, t.TempDir())}
-	err := check.PreflightUnits(context.Background(), q, check.Meta{ID: "test.units"}, check.UnitFile{Path: check.UnitDir + "x.service", Data: []byte("[Service]\nBogus=1\n")})
+	err := check.PreflightUnits(context.Background(), q, provision.Meta{ID: "test.units"}, check.UnitFile{Path: check.UnitDir + "x.service", Data: []byte("[Service]\nBogus=1\n")})
 	if err != nil || q.n != 0 {
 		t.Errorf("root without systemd: err %v, %d commands run", err, q.n)
 	}
@@ -93,7 +94,7 @@ func TestPreflightUnitsConvergedRunsNothing(t *testing.T) {
 	data := []byte("[Service]\nExecStart=/bin/true\n")
 	ct.Write(t, root, check.UnitDir+"same.service", string(data))
 	q := &queries{Host: ct.NewHost(t, root)}
-	if err := check.PreflightUnits(context.Background(), q, check.Meta{ID: "test.units"}, check.UnitFile{Path: check.UnitDir + "same.service", Data: data}); err != nil || q.n != 0 {
+	if err := check.PreflightUnits(context.Background(), q, provision.Meta{ID: "test.units"}, check.UnitFile{Path: check.UnitDir + "same.service", Data: data}); err != nil || q.n != 0 {
 		t.Errorf("converged: err %v, %d commands run (want none)", err, q.n)
 	}
 }

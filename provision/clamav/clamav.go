@@ -18,10 +18,10 @@ import (
 var Family = provision.Family{Name: "clamav", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, s provision.Stage) []provision.Control {
 	return []provision.Control{
-		&Daemon{ClamAV: p.ClamAV, MaxUploadMiB: p.Transfer.MaxUploadMiB},
-		&Signatures{ClamAV: p.ClamAV},
+		&Daemon{ClamAV: p.ClamAV, MaxUploadMiB: p.Transfer.MaxUploadMiB, Stage: s},
+		&Signatures{ClamAV: p.ClamAV, Stage: s},
 	}
 }
 
@@ -74,7 +74,7 @@ func setConf(b []byte, set [][2]string, drop []string) []byte {
 }
 
 // convergeConf rewrites path through the host (compare-then-write).
-func convergeConf(h host.Host, m check.Meta, path string, set [][2]string, drop []string) error {
+func convergeConf(h host.Host, m provision.Meta, path string, set [][2]string, drop []string) error {
 	b, err := h.ReadFile(path)
 	if err != nil {
 		return m.Wrap("read "+path+" (is the clamav package installed?)", err)
@@ -84,7 +84,7 @@ func convergeConf(h host.Host, m check.Meta, path string, set [][2]string, drop 
 
 // confFindings checks the effective values: each set key holds exactly
 // one wanted value, each dropped key is absent.
-func confFindings(m check.Meta, h host.Host, path string, set [][2]string, drop []string) []provision.Finding {
+func confFindings(m provision.Meta, h host.Host, path string, set [][2]string, drop []string) []provision.Finding {
 	b, err := h.ReadFile(path)
 	if err != nil {
 		f := m.Finding("file "+path, "present")

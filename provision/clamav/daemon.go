@@ -25,7 +25,7 @@ var (
 	socketUnit = check.Unit{Name: "clamav-daemon.socket", Target: "sockets.target"}
 )
 
-var daemonMeta = check.Meta{
+var daemonMeta = provision.Meta{
 	ID:    "clamav.daemon",
 	Title: "clamd scans on a Unix socket only and detects the EICAR test file",
 	Rows:  rows,
@@ -42,11 +42,11 @@ type Daemon struct {
 	// MaxUploadMiB is transferd's upload bound: clamd must accept and
 	// scan a stream that large, or big uploads are refused or skipped.
 	MaxUploadMiB int64
+	// Stage: the build VM has no signatures, so clamd cannot run there.
+	Stage provision.Stage
 }
 
-func (d *Daemon) ID() string     { return daemonMeta.ID }
-func (d *Daemon) Title() string  { return daemonMeta.Title }
-func (d *Daemon) Rows() []string { return daemonMeta.Rows }
+func (*Daemon) Meta() provision.Meta { return daemonMeta }
 
 // VerifyAlone keeps the EICAR scan from sharing clamd with another
 // control's probe: a scan queued behind others could time out and read as
@@ -122,9 +122,9 @@ func (d *Daemon) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	out = append(out, socketUnit.Enabled(daemonMeta, h), daemonUnit.Enabled(daemonMeta, h))
 	if h.Live() {
 		out = append(out,
-			instanceOnly(ctx, daemonMeta, "unit "+socketUnit.Name, func() provision.Finding { return check.Active(ctx, daemonMeta, socketUnit.Name) }),
-			instanceOnly(ctx, daemonMeta, "unit "+daemonUnit.Name, func() provision.Finding { return check.Active(ctx, daemonMeta, daemonUnit.Name) }),
-			instanceOnly(ctx, daemonMeta, "EICAR scan via "+d.Socket, d.verifyEICAR))
+			instanceOnly(d.Stage, daemonMeta, "unit "+socketUnit.Name, func() provision.Finding { return check.Active(ctx, daemonMeta, socketUnit.Name) }),
+			instanceOnly(d.Stage, daemonMeta, "unit "+daemonUnit.Name, func() provision.Finding { return check.Active(ctx, daemonMeta, daemonUnit.Name) }),
+			instanceOnly(d.Stage, daemonMeta, "EICAR scan via "+d.Socket, d.verifyEICAR))
 	}
 	return check.Timed(out, start)
 }
@@ -162,9 +162,9 @@ func scanBytes(c *scan.Client, b []byte) (scan.Verdict, error) {
 // the signature servers are out of reach, clamd has no signatures to start
 // with, so what needs a running clamd is not applicable there — it is
 // proven on the instance, after freshclam's first run.
-func instanceOnly(ctx context.Context, m check.Meta, property string, check func() provision.Finding) provision.Finding {
+func instanceOnly(s provision.Stage, m provision.Meta, property string, check func() provision.Finding) provision.Finding {
 	f := m.Finding(property, "checked on the instance")
-	if provision.InstanceOnly(ctx, &f, "no signatures in the build VM: clamd starts after freshclam's first download on the instance") {
+	if s.InstanceOnly(&f, "no signatures in the build VM: clamd starts after freshclam's first download on the instance") {
 		return f
 	}
 	return check()

@@ -36,7 +36,7 @@ func parseSize(s string) (int64, error) {
 // maxMiB through whole. An unset key falls back to clamd's built-in
 // default (100M at most), which is below any real upload bound, so it
 // fails too; 0 ("no limit") fails because bulwark wants an explicit one.
-func limitFindings(m check.Meta, h host.Host, path string, keys []string, maxMiB int64) []provision.Finding {
+func limitFindings(m provision.Meta, h host.Host, path string, keys []string, maxMiB int64) []provision.Finding {
 	b, err := h.ReadFile(path)
 	if err != nil {
 		f := m.Finding("file "+path, "present")

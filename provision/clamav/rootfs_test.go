@@ -28,7 +28,7 @@ func TestClamAVOnRootfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := Controls(p)
+	cs := Controls(p, provision.Instance)
 	ct.ApplyTwice(t, root, cs)
 	// The image is built offline: no signatures yet is a reasoned warning.
 	fs := ct.Verify(ct.NewHost(t, root), cs)
@@ -36,64 +36,50 @@ func TestClamAVOnRootfs(t *testing.T) {
 	ct.RequireBroken(t, ct.Find(t, fs, sigMeta.ID, "signature freshness in /var/lib/clamav"), provision.Warn, "no .cvd")
 
 	db := "/var/lib/clamav/daily.cvd"
-	tests := []struct {
-		name                        string
-		break_                      func(t *testing.T)
-		control, property, evidence string
-		status                      provision.Status
-	}{
-		{"TCPSocket added", func(t *testing.T) { appendTo(t, root, ClamdConf, "TCPSocket 3310\n") },
-			daemonMeta.ID, ClamdConf + " TCPSocket", "TCPSocket 3310", provision.Fail},
-		{"TCPAddr added", func(t *testing.T) { appendTo(t, root, ClamdConf, "TCPAddr 0.0.0.0\n") },
-			daemonMeta.ID, ClamdConf + " TCPAddr", "TCPAddr 0.0.0.0", provision.Fail},
-		{"LocalSocket moved", func(t *testing.T) {
+	rig := ct.Offline(root)
+	rig.Allow = func(f provision.Finding) bool { return f.Status == provision.Warn }
+	ct.RequireBreakableOn(t, rig, cs, []ct.Breakage{
+		{Name: "TCPSocket added", Break: func(t *testing.T) { appendTo(t, root, ClamdConf, "TCPSocket 3310\n") },
+			Control: daemonMeta.ID, Property: ClamdConf + " TCPSocket", Evidence: "TCPSocket 3310"},
+		{Name: "TCPAddr added", Break: func(t *testing.T) { appendTo(t, root, ClamdConf, "TCPAddr 0.0.0.0\n") },
+			Control: daemonMeta.ID, Property: ClamdConf + " TCPAddr", Evidence: "TCPAddr 0.0.0.0"},
+		{Name: "LocalSocket moved", Break: func(t *testing.T) {
 			ct.Edit(t, root, ClamdConf, "LocalSocket "+p.ClamAV.Socket, "LocalSocket /tmp/clamd.sock")
-		},
-			daemonMeta.ID, ClamdConf + " LocalSocket", "LocalSocket /tmp/clamd.sock", provision.Fail},
-		{"StreamMaxLength back to Debian's 25M", func(t *testing.T) {
+		}, Control: daemonMeta.ID, Property: ClamdConf + " LocalSocket", Evidence: "LocalSocket /tmp/clamd.sock"},
+		{Name: "StreamMaxLength back to Debian's 25M", Break: func(t *testing.T) {
 			ct.Edit(t, root, ClamdConf, "StreamMaxLength 2049M", "StreamMaxLength 25M")
-		}, daemonMeta.ID, ClamdConf + " StreamMaxLength", "StreamMaxLength 25M", provision.Fail},
-		{"MaxFileSize one byte under the upload limit", func(t *testing.T) {
+		}, Control: daemonMeta.ID, Property: ClamdConf + " StreamMaxLength", Evidence: "StreamMaxLength 25M"},
+		{Name: "MaxFileSize one byte under the upload limit", Break: func(t *testing.T) {
 			ct.Edit(t, root, ClamdConf, "MaxFileSize 2049M", "MaxFileSize 2147483647")
-		}, daemonMeta.ID, ClamdConf + " MaxFileSize", "MaxFileSize 2147483647", provision.Fail},
-		{"MaxScanSize removed (clamd default 400M)", func(t *testing.T) {
+		}, Control: daemonMeta.ID, Property: ClamdConf + " MaxFileSize", Evidence: "MaxFileSize 2147483647"},
+		{Name: "MaxScanSize removed (clamd default 400M)", Break: func(t *testing.T) {
 			ct.Edit(t, root, ClamdConf, "MaxScanSize 2049M\n", "")
-		}, daemonMeta.ID, ClamdConf + " MaxScanSize", "MaxScanSize not set", provision.Fail},
-		{"AlertExceedsMax off: oversized files pass unscanned", func(t *testing.T) {
+		}, Control: daemonMeta.ID, Property: ClamdConf + " MaxScanSize", Evidence: "MaxScanSize not set"},
+		{Name: "AlertExceedsMax off: oversized files pass unscanned", Break: func(t *testing.T) {
 			ct.Edit(t, root, ClamdConf, "AlertExceedsMax yes", "AlertExceedsMax no")
-		}, daemonMeta.ID, ClamdConf + " AlertExceedsMax", "AlertExceedsMax no", provision.Fail},
-		{"socket unit listens elsewhere", func(t *testing.T) {
+		}, Control: daemonMeta.ID, Property: ClamdConf + " AlertExceedsMax", Evidence: "AlertExceedsMax no"},
+		{Name: "socket unit listens elsewhere", Break: func(t *testing.T) {
 			ct.Edit(t, root, SocketDropIn, "ListenStream="+p.ClamAV.Socket, "ListenStream=3310")
-		},
-			daemonMeta.ID, "file " + SocketDropIn, "ListenStream=3310", provision.Fail},
-		{"clamd disabled", func(t *testing.T) { ct.Remove(t, root, daemonUnit.WantsLink()) },
-			daemonMeta.ID, "clamav-daemon.service enabled", daemonUnit.WantsLink(), provision.Fail},
-		{"clamd socket masked", func(t *testing.T) { ct.Symlink(t, root, "/dev/null", socketUnit.MaskLink()) },
-			daemonMeta.ID, "clamav-daemon.socket enabled", "-> /dev/null", provision.Fail},
-		{"Checks lowered", func(t *testing.T) { ct.Edit(t, root, FreshclamConf, "Checks 12", "Checks 1") },
-			sigMeta.ID, FreshclamConf + " Checks", "Checks 1", provision.Fail},
-		{"freshclam disabled", func(t *testing.T) { ct.Remove(t, root, freshclamUnit.WantsLink()) },
-			sigMeta.ID, "clamav-freshclam.service enabled", freshclamUnit.WantsLink(), provision.Fail},
-		{"freshclam moved to cron", func(t *testing.T) { ct.Write(t, root, freshclamCron, "0 * * * * clamav freshclam\n") },
-			sigMeta.ID, freshclamCron, "present", provision.Fail},
-		{"signatures stale", func(t *testing.T) {
+		}, Control: daemonMeta.ID, Property: "file " + SocketDropIn, Evidence: "ListenStream=3310"},
+		{Name: "clamd disabled", Break: func(t *testing.T) { ct.Remove(t, root, daemonUnit.WantsLink()) },
+			Control: daemonMeta.ID, Property: "clamav-daemon.service enabled", Evidence: daemonUnit.WantsLink()},
+		{Name: "clamd socket masked", Break: func(t *testing.T) { ct.Symlink(t, root, "/dev/null", socketUnit.MaskLink()) },
+			Control: daemonMeta.ID, Property: "clamav-daemon.socket enabled", Evidence: "-> /dev/null"},
+		{Name: "Checks lowered", Break: func(t *testing.T) { ct.Edit(t, root, FreshclamConf, "Checks 12", "Checks 1") },
+			Control: sigMeta.ID, Property: FreshclamConf + " Checks", Evidence: "Checks 1"},
+		{Name: "freshclam disabled", Break: func(t *testing.T) { ct.Remove(t, root, freshclamUnit.WantsLink()) },
+			Control: sigMeta.ID, Property: "clamav-freshclam.service enabled", Evidence: freshclamUnit.WantsLink()},
+		{Name: "freshclam moved to cron", Break: func(t *testing.T) { ct.Write(t, root, freshclamCron, "0 * * * * clamav freshclam\n") },
+			Control: sigMeta.ID, Property: freshclamCron, Evidence: "present"},
+		{Name: "signatures stale", Break: func(t *testing.T) {
 			ct.Write(t, root, db, "x")
 			old := time.Now().Add(-5 * time.Hour)
 			if err := os.Chtimes(filepath.Join(root, db), old, old); err != nil {
 				t.Fatal(err)
 			}
-		}, sigMeta.ID, "signature freshness in /var/lib/clamav", db + ": modified", provision.Warn},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.break_(t)
-			f := ct.Find(t, ct.Verify(ct.NewHost(t, root), cs), tt.control, tt.property)
-			ct.RequireBroken(t, f, tt.status, tt.evidence)
-			ct.Remove(t, root, db) // test data, not bulwark's to repair
-			ct.Apply(t, root, cs)
-			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), cs), true)
-		})
-	}
+		}, Control: sigMeta.ID, Property: "signature freshness in /var/lib/clamav", Evidence: db + ": modified", Status: provision.Warn,
+			Cleanup: func(t *testing.T) { ct.Remove(t, root, db) }}, // test data, not bulwark's to repair
+	})
 }
 
 func appendTo(t *testing.T, root, p, s string) {
@@ -125,8 +111,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := ct.NewHost(t, root)
 			err := tt.c.Apply(context.Background(), h)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.c.ID()) {
-				t.Fatalf("Apply = %v; want an error naming %s and %s", err, tt.c.ID(), tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), tt.c.Meta().ID) {
+				t.Fatalf("Apply = %v; want an error naming %s and %s", err, tt.c.Meta().ID, tt.want)
 			}
 			if len(h.Changes()) != 0 {
 				t.Fatalf("bad input changed %v", h.Changes())

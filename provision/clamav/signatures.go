@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +26,7 @@ const (
 
 var freshclamUnit = check.Unit{Name: "clamav-freshclam.service", Target: "multi-user.target"}
 
-var sigMeta = check.Meta{
+var sigMeta = provision.Meta{
 	ID:    "clamav.signatures",
 	Title: "Malware signatures updated by freshclam on the policy's interval",
 	Rows:  rows,
@@ -37,11 +37,13 @@ var sigMeta = check.Meta{
 var sigExts = []string{".cvd", ".cld", ".cud", ".hdb", ".hsb", ".mdb", ".ndb", ".ldb"}
 
 // Signatures is the control clamav.signatures (policy clamav.update_interval).
-type Signatures struct{ policies.ClamAV }
+type Signatures struct {
+	policies.ClamAV
+	// Stage: the build VM cannot reach the signature servers.
+	Stage provision.Stage
+}
 
-func (s *Signatures) ID() string     { return sigMeta.ID }
-func (s *Signatures) Title() string  { return sigMeta.Title }
-func (s *Signatures) Rows() []string { return sigMeta.Rows }
+func (*Signatures) Meta() provision.Meta { return sigMeta }
 
 // checks is freshclam's "Checks" (updates per day): 24h / interval.
 func (s *Signatures) checks() (int, error) {
@@ -87,7 +89,7 @@ func (s *Signatures) Verify(ctx context.Context, h host.Host) []provision.Findin
 	out := confFindings(sigMeta, h, FreshclamConf, set, nil)
 	out = append(out, freshclamUnit.Enabled(sigMeta, h), s.verifyNoCron(h), s.verifyFresh(ctx, h))
 	if h.Live() {
-		out = append(out, instanceOnly(ctx, sigMeta, "unit "+freshclamUnit.Name, func() provision.Finding {
+		out = append(out, instanceOnly(s.Stage, sigMeta, "unit "+freshclamUnit.Name, func() provision.Finding {
 			return check.Active(ctx, sigMeta, freshclamUnit.Name)
 		}))
 	}
@@ -128,7 +130,7 @@ func (s *Signatures) verifyFresh(ctx context.Context, h host.Host) provision.Fin
 	}
 	if name == "" {
 		ev := provision.Evidence{Source: dir, Read: "no " + strings.Join(sigExts, " ") + " files"}
-		if provision.InstanceOnly(ctx, &f, "no signatures in the build VM: freshclam downloads them at the instance's first boot") {
+		if s.Stage.InstanceOnly(&f, "no signatures in the build VM: freshclam downloads them at the instance's first boot") {
 			return f
 		}
 		if h.Live() {
@@ -137,7 +139,7 @@ func (s *Signatures) verifyFresh(ctx context.Context, h host.Host) provision.Fin
 		return check.Warn(f, "no signatures", "offline image: freshclam downloads signatures at the instance's first boot", ev)
 	}
 	age := time.Since(mod).Round(time.Minute)
-	ev := provision.Evidence{Source: filepath.Join(dir, name), Read: "modified " + mod.UTC().Format(time.RFC3339) + " (" + age.String() + " ago)"}
+	ev := provision.Evidence{Source: path.Join(dir, name), Read: "modified " + mod.UTC().Format(time.RFC3339) + " (" + age.String() + " ago)"}
 	if age > limit {
 		return check.Warn(f, age.String()+" old", "signatures are stale: freshclam has not updated for over twice the interval", ev)
 	}

@@ -30,8 +30,8 @@ var Family = provision.Family{Name: "database", Controls: Controls}
 // Controls builds the family's controls. The server itself has no policy
 // knobs: a Unix-socket-only server with peer auth is the only safe shape
 // here. Its data goes where the encrypted volume is (luks.mount_point).
-func Controls(p *policies.Policy) []provision.Control {
-	return []provision.Control{&Config{}, &Role{}, &Encrypted{MountPoint: p.LUKS.MountPoint}}
+func Controls(p *policies.Policy, s provision.Stage) []provision.Control {
+	return []provision.Control{&Config{}, &Role{}, &Encrypted{MountPoint: p.LUKS.MountPoint, Stage: s}}
 }
 
 // Where the server listens; the same for every major version and distro.
@@ -129,7 +129,7 @@ local   all       postgres   peer
 local   transfer  transferd  peer
 `
 
-var configMeta = check.Meta{
+var configMeta = provision.Meta{
 	ID:    "database.config",
 	Title: "PostgreSQL listens on its Unix socket only, with local peer authentication",
 	Rows:  []string{"SOX:Network Security", "SOC2:CC6", "SOC2:C1.2"},
@@ -138,9 +138,7 @@ var configMeta = check.Meta{
 // Config is the control database.config.
 type Config struct{}
 
-func (c *Config) ID() string     { return configMeta.ID }
-func (c *Config) Title() string  { return configMeta.Title }
-func (c *Config) Rows() []string { return configMeta.Rows }
+func (*Config) Meta() provision.Meta { return configMeta }
 
 // Apply creates the cluster when the package left none (postgresql's
 // postinst skips it in some chroots), writes the drop-in and pg_hba.conf,
@@ -207,7 +205,7 @@ func (c *Config) Verify(ctx context.Context, h host.Host) []provision.Finding {
 
 // notInstalled is Verify's answer when Discover fails: with no server
 // there is nothing else to read, and a missing database is not a pass.
-func notInstalled(m check.Meta, err error) provision.Finding {
+func notInstalled(m provision.Meta, err error) provision.Finding {
 	f := m.Finding("PostgreSQL server", "installed ("+pginstall.LibDir+"/<major>/bin/postgres)")
 	return check.Fail(f, "not found", err.Error()+"; install postgresql, then run bulwark apply",
 		provision.Evidence{Source: pginstall.LibDir, Read: err.Error()})

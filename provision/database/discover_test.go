@@ -95,9 +95,9 @@ func TestNoServer(t *testing.T) {
 	h := ct.NewHost(t, root)
 	for _, c := range controls(t) {
 		if err := c.Apply(context.Background(), h); !errors.Is(err, pginstall.ErrNotInstalled) {
-			t.Errorf("%s Apply = %v; want ErrNotInstalled", c.ID(), err)
+			t.Errorf("%s Apply = %v; want ErrNotInstalled", c.Meta().ID, err)
 		}
-		f := ct.Find(t, c.Verify(context.Background(), h), c.ID(), "PostgreSQL server")
+		f := ct.Find(t, c.Verify(context.Background(), h), c.Meta().ID, "PostgreSQL server")
 		ct.RequireBroken(t, f, provision.Fail, "/usr/lib/postgresql/<major>/bin/postgres")
 	}
 	if len(h.Changes()) != 0 {

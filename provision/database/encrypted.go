@@ -27,7 +27,7 @@ import (
 // that holds the cluster down until the volume is mounted. At first boot,
 // once the volume is open, Seed copies the template there.
 
-var encryptedMeta = check.Meta{
+var encryptedMeta = provision.Meta{
 	ID:    "database.encrypted",
 	Title: "PostgreSQL's data directory is on the encrypted data volume",
 	Rows:  []string{"SOC2:C1.2", "SOC2:C1.3", "SOX:Encryption at Rest"},
@@ -36,11 +36,11 @@ var encryptedMeta = check.Meta{
 // Encrypted is the control database.encrypted.
 type Encrypted struct {
 	MountPoint string // policy luks.mount_point
+	// Stage: the build VM's cluster is the template, not yet on a volume.
+	Stage provision.Stage
 }
 
-func (c *Encrypted) ID() string     { return encryptedMeta.ID }
-func (c *Encrypted) Title() string  { return encryptedMeta.Title }
-func (c *Encrypted) Rows() []string { return encryptedMeta.Rows }
+func (*Encrypted) Meta() provision.Meta { return encryptedMeta }
 
 // VolumeDataDir is where cluster <v>/main keeps its data on a volume
 // mounted at mountPoint: Debian's layout under the mount point.
@@ -224,7 +224,7 @@ func (c *Encrypted) fromFiles(ctx context.Context, h host.Host, l Layout, srv *s
 // running resolves the running server's data directory to its device.
 func (c *Encrypted) running(ctx context.Context, h host.Host, l Layout, want string) provision.Finding {
 	f := encryptedMeta.Finding("data_directory (running server)", want+" on a dm-crypt mapping mounted at "+c.MountPoint)
-	if provision.InstanceOnly(ctx, &f, "the volume is encrypted at each instance's first boot; the image's cluster is the template it is seeded from") {
+	if c.Stage.InstanceOnly(&f, "the volume is encrypted at each instance's first boot; the image's cluster is the template it is seeded from") {
 		return f
 	}
 	// pg_settings.setting of data_directory is what SHOW prints.

@@ -64,7 +64,7 @@ WantedBy=multi-user.target
 `)
 }
 
-var roleMeta = check.Meta{
+var roleMeta = provision.Meta{
 	ID:    "database.role",
 	Title: "transferd has its own unprivileged PostgreSQL role and database",
 	Rows:  []string{"SOC2:CC6", "SOC2:C1.2"},
@@ -73,9 +73,7 @@ var roleMeta = check.Meta{
 // Role is the control database.role.
 type Role struct{}
 
-func (r *Role) ID() string     { return roleMeta.ID }
-func (r *Role) Title() string  { return roleMeta.Title }
-func (r *Role) Rows() []string { return roleMeta.Rows }
+func (*Role) Meta() provision.Meta { return roleMeta }
 
 // Apply writes and enables the init unit; live, it runs the unit when the
 // role or database is missing (queried first, so a converged server sees

@@ -43,7 +43,7 @@ func controls(t *testing.T) []provision.Control {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Controls(p)
+	return Controls(p, provision.Instance)
 }
 
 // TestDatabaseOnRootfs applies the family to a real Debian tree (creating

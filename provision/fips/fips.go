@@ -15,14 +15,13 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
-	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Family is the fips family for provision/all.
 var Family = provision.Family{Name: "fips", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 	return []provision.Control{
 		&Kernel{base: base{kernelMeta}, Mode: p.FIPS.Mode, TokenFile: p.FIPS.ProTokenFile},
 		&Service{base: base{serviceMeta}, Enabled: p.FIPS.Service},
@@ -30,20 +29,18 @@ func Controls(p *policies.Policy) []provision.Control {
 }
 
 var (
-	kernelMeta = check.Meta{ID: "fips.kernel",
+	kernelMeta = provision.Meta{ID: "fips.kernel",
 		Title: "OS kernel and crypto in FIPS 140-3 mode (Ubuntu Pro fips-updates, fips=1)",
 		Rows:  []string{"SOC2:C1.2", "SOX:Encryption at Rest", "SOX:Encryption in Transit"}}
-	serviceMeta = check.Meta{ID: "fips.service",
+	serviceMeta = provision.Meta{ID: "fips.service",
 		Title: "transferd runs on Go's FIPS 140-3 module (GOFIPS140 build, GODEBUG=fips140=on)",
 		Rows:  []string{"SOC2:C1.2", "SOX:Encryption at Rest", "SOX:Encryption in Transit"}}
 )
 
-// base gives a control its ID, title and rows from its check.Meta.
-type base struct{ m check.Meta }
+// base gives a control its ID, title and rows from its provision.Meta.
+type base struct{ m provision.Meta }
 
-func (b base) ID() string     { return b.m.ID }
-func (b base) Title() string  { return b.m.Title }
-func (b base) Rows() []string { return b.m.Rows }
+func (b base) Meta() provision.Meta { return b.m }
 
 // osID reads ID= from os-release inside the target.
 func osID(h host.Host) (id, src, line string, err error) {

@@ -63,7 +63,7 @@ func kernelOnDebian(t *testing.T, root string) {
 // kernelFakeUbuntu: a Debian copy whose os-release says Ubuntu, with
 // mode ubuntu-pro, has no FIPS kernel: Verify fails naming the package
 // list and dpkg's status file; with the package and fips=1 it passes;
-// a Pro token left in the image fails.
+// a Pro token left in the image fails, as does a grub file without fips=1.
 func kernelFakeUbuntu(t *testing.T, root string) {
 	checktest.Remove(t, root, "/etc/os-release")
 	checktest.Write(t, root, "/etc/os-release", "NAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian\n")
@@ -92,12 +92,22 @@ func kernelFakeUbuntu(t *testing.T, root string) {
 	checktest.Write(t, root, GrubFile, string(grubCfg))
 	checktest.RequireOK(t, verify(), false)
 
-	checktest.Write(t, root, p.FIPS.ProTokenFile, "C1234")
-	checktest.RequireBroken(t, checktest.Find(t, verify(), "fips.kernel", "Pro token /root/pro-token"), provision.Fail, "/root/pro-token: exists")
-	checktest.Remove(t, root, p.FIPS.ProTokenFile)
-
-	checktest.Edit(t, root, GrubFile, " fips=1", "")
-	checktest.RequireBroken(t, checktest.Find(t, verify(), "fips.kernel", "file "+GrubFile), provision.Fail, "GRUB_CMDLINE_LINUX_DEFAULT")
+	checktest.RequireBreakable(t, root, []provision.Control{c}, []checktest.Breakage{
+		{Name: "Pro token left in the image", Break: func(t *testing.T) {
+			checktest.Write(t, root, p.FIPS.ProTokenFile, "C1234")
+		}, Control: "fips.kernel", Property: "Pro token /root/pro-token", Evidence: "/root/pro-token: exists", Cleanup: func(t *testing.T) {
+			// Apply deletes the token only after attaching Pro, which a
+			// test tree cannot do.
+			checktest.Remove(t, root, p.FIPS.ProTokenFile)
+		}},
+		{Name: "fips=1 dropped from the grub file", Break: func(t *testing.T) {
+			checktest.Edit(t, root, GrubFile, " fips=1", "")
+		}, Control: "fips.kernel", Property: "file " + GrubFile, Evidence: "GRUB_CMDLINE_LINUX_DEFAULT", Cleanup: func(t *testing.T) {
+			// Apply's repair runs update-grub, which needs the booted
+			// machine's disks: put the file back so Apply has nothing to do.
+			checktest.Write(t, root, GrubFile, string(grubCfg))
+		}},
+	})
 }
 
 // buildProbe builds testdata/fipsprobe into root at Binary with the given
@@ -130,27 +140,20 @@ func TestService(t *testing.T) {
 	if h := checktest.Apply(t, root, []provision.Control{c}); len(h.Changes()) != 0 {
 		t.Fatalf("second Apply changed %v; want nothing", h.Changes())
 	}
-	tests := []struct {
-		name, gofips string
-		status       provision.Status
-		evidence     string
-	}{
-		{"built without GOFIPS140", "", provision.Fail, "no GOFIPS140 setting"},
-		{"in-tree crypto (latest)", "latest", provision.Fail, "GOFIPS140=latest"},
-		{"FIPS module v1.0.0", "v1.0.0", provision.Pass, "GOFIPS140=v1.0.0"}, // last: the checks below need it
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			buildProbe(t, root, tt.gofips)
-			fs := c.Verify(context.Background(), checktest.NewHost(t, root))
-			checktest.RequireBroken(t, checktest.Find(t, fs, "fips.service", "transferd build"), tt.status, tt.evidence)
-		})
-	}
-	checktest.Remove(t, root, DropIn)
+	buildProbe(t, root, "v1.0.0")
 	fs := c.Verify(context.Background(), checktest.NewHost(t, root))
-	checktest.RequireBroken(t, checktest.Find(t, fs, "fips.service", "file "+DropIn), provision.Fail, "no such file")
-	checktest.Apply(t, root, []provision.Control{c})
-	checktest.RequireOK(t, c.Verify(context.Background(), checktest.NewHost(t, root)), false)
+	checktest.RequireBroken(t, checktest.Find(t, fs, "fips.service", "transferd build"), provision.Pass, "GOFIPS140=v1.0.0")
+	checktest.RequireOK(t, fs, false)
+	// Apply installs the drop-in, not transferd: the build is put back.
+	rebuild := func(t *testing.T) { buildProbe(t, root, "v1.0.0") }
+	checktest.RequireBreakable(t, root, []provision.Control{c}, []checktest.Breakage{
+		{Name: "built without GOFIPS140", Break: func(t *testing.T) { buildProbe(t, root, "") },
+			Control: "fips.service", Property: "transferd build", Evidence: "no GOFIPS140 setting", Cleanup: rebuild},
+		{Name: "in-tree crypto (latest)", Break: func(t *testing.T) { buildProbe(t, root, "latest") },
+			Control: "fips.service", Property: "transferd build", Evidence: "GOFIPS140=latest", Cleanup: rebuild},
+		{Name: "drop-in deleted", Break: func(t *testing.T) { checktest.Remove(t, root, DropIn) },
+			Control: "fips.service", Property: "file " + DropIn, Evidence: "no such file"},
+	})
 
 	off := &Service{base: base{serviceMeta}}
 	if f := off.Verify(context.Background(), checktest.NewHost(t, root))[0]; f.Status != provision.NotApplicable || f.Reason == "" {

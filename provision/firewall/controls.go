@@ -27,7 +27,7 @@ const DBPort = 5432
 var Family = provision.Family{Name: "firewall", Controls: Controls, Risky: true, Snapshot: snapshotTable}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 	return ControlsWith(p.Network, Options{})
 }
 
@@ -38,13 +38,13 @@ func ControlsWith(n policies.Network, o Options) []provision.Control {
 	net := []string{"SOC2:CC6", "SOC2:CC7", "SOX:Network Security"}
 	priv := []string{"SOC2:CC6", "SOX:Privileged Access", "SOX:Role Separation", "SOX:Network Security"}
 	return []provision.Control{
-		&control{fw, provcheck.Meta{ID: "firewall.default-deny", Title: "Inbound traffic is dropped unless a rule allows it", Rows: net}, topicDefaultDeny},
-		&control{fw, provcheck.Meta{ID: "firewall.public-ports", Title: "Only the policy's public ports (HTTP/HTTPS) are open to every source", Rows: net}, topicPublic},
-		&control{fw, provcheck.Meta{ID: "firewall.admin-ssh", Title: "The SSH console is reachable only from ssh_admin_networks", Rows: priv}, topicSSH},
-		&control{fw, provcheck.Meta{ID: "firewall.admin-ui", Title: "The admin web UI port is reachable only from web_admin_networks", Rows: priv}, topicAdminUI},
-		&control{fw, provcheck.Meta{ID: "firewall.no-db-port", Title: "No rule accepts PostgreSQL (5432) or any port outside the policy", Rows: []string{"SOC2:CC6", "SOX:Network Security"}}, topicNoDB},
-		&control{fw, provcheck.Meta{ID: "firewall.rate-limit", Title: "New connections and ICMP echo are rate-limited per source", Rows: []string{"SOC2:CC6", "SOC2:CC7"}}, topicRate},
-		&control{fw, provcheck.Meta{ID: "firewall.persist", Title: "The same ruleset is loaded at boot before the network comes up", Rows: []string{"SOC2:CC7", "SOX:Network Security"}}, topicPersist},
+		&control{fw, provision.Meta{ID: "firewall.default-deny", Title: "Inbound traffic is dropped unless a rule allows it", Rows: net}, topicDefaultDeny},
+		&control{fw, provision.Meta{ID: "firewall.public-ports", Title: "Only the policy's public ports (HTTP/HTTPS) are open to every source", Rows: net}, topicPublic},
+		&control{fw, provision.Meta{ID: "firewall.admin-ssh", Title: "The SSH console is reachable only from ssh_admin_networks", Rows: priv}, topicSSH},
+		&control{fw, provision.Meta{ID: "firewall.admin-ui", Title: "The admin web UI port is reachable only from web_admin_networks", Rows: priv}, topicAdminUI},
+		&control{fw, provision.Meta{ID: "firewall.no-db-port", Title: "No rule accepts PostgreSQL (5432) or any port outside the policy", Rows: []string{"SOC2:CC6", "SOX:Network Security"}}, topicNoDB},
+		&control{fw, provision.Meta{ID: "firewall.rate-limit", Title: "New connections and ICMP echo are rate-limited per source", Rows: []string{"SOC2:CC6", "SOC2:CC7"}}, topicRate},
+		&control{fw, provision.Meta{ID: "firewall.persist", Title: "The same ruleset is loaded at boot before the network comes up", Rows: []string{"SOC2:CC7", "SOX:Network Security"}}, topicPersist},
 	}
 }
 
@@ -55,13 +55,11 @@ const (
 
 type control struct {
 	fw    *Firewall
-	m     provcheck.Meta
+	m     provision.Meta
 	topic string
 }
 
-func (c *control) ID() string     { return c.m.ID }
-func (c *control) Title() string  { return c.m.Title }
-func (c *control) Rows() []string { return c.m.Rows }
+func (c *control) Meta() provision.Meta { return c.m }
 
 func (c *control) Apply(ctx context.Context, h host.Host) error {
 	if err := c.fw.applyOnce(ctx, h); err != nil {

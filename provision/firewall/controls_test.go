@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/provision"
+	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
 // liveAt is a host whose files live under a scratch root but which counts
@@ -40,7 +41,7 @@ func applyFamily(t *testing.T, ns *netns, h host.Host, rep *reports) []provision
 	cs := ControlsWith(testNetwork(t), Options{Conn: ns.conn(t), Report: rep.add})
 	for _, c := range cs {
 		if err := c.Apply(context.Background(), h); err != nil {
-			t.Fatalf("apply %s: %v", c.ID(), err)
+			t.Fatalf("apply %s: %v", c.Meta().ID, err)
 		}
 	}
 	return cs
@@ -95,67 +96,69 @@ func TestFamilyAppliesOnce(t *testing.T) {
 	}
 }
 
+// TestDriftIsFoundAndRepaired applies the family to a scratch network
+// namespace, then drifts the live table one way per row: Verify must fail
+// naming the control, the property and the netlink evidence, and a
+// re-apply repairs it with one table replacement, after which a further
+// apply is a no-op.
 func TestDriftIsFoundAndRepaired(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		nft     []string
-		control string
-		want    string // in the failing finding's property or actual
-	}{
-		{"extra accept rule", []string{"add", "rule", "inet", "bulwark", "input", "tcp", "dport", "5432", "accept"},
-			"firewall.default-deny", "dport 5432 accept"},
-		{"extra accept rule (no-db-port)", []string{"add", "rule", "inet", "bulwark", "input", "tcp", "dport", "5432", "accept"},
-			"firewall.no-db-port", "accepts dport 5432"},
-		{"chain policy accept", []string{"chain", "inet", "bulwark", "input", "{ policy accept; }"},
-			"firewall.default-deny", "policy accept"},
-		{"ssh set element deleted", []string{"delete", "element", "inet", "bulwark", "ssh_admin4", "{ 198.51.100.0/24 }"},
-			"firewall.admin-ssh", "set ssh_admin4 element 198.51.100.0/24"},
-		{"admin ui set element added", []string{"add", "element", "inet", "bulwark", "web_admin6", "{ 2001:db8:bad::/48 }"},
-			"firewall.admin-ui", "set web_admin6 element 2001:db8:bad::/48"},
-		{"public rule deleted", []string{"flush", "chain", "inet", "bulwark", "input"},
-			"firewall.public-ports", `rule "public-443"`},
-		{"ssh rate limit deleted", []string{"delete", "rule", "inet", "bulwark", "input", "handle", "{rate-ssh-v4}"},
-			"firewall.rate-limit", `rule "rate-ssh-v4"`},
-		{"ssh rate limit loosened", []string{"replace", "rule", "inet", "bulwark", "input", "handle", "{rate-ssh-v6}",
-			"tcp dport 22 ct state new update @ssh_meter6 { ip6 saddr limit rate over 1000/minute burst 10 packets } drop comment \"rate-ssh-v6\""},
-			"firewall.rate-limit", "limit rate 1000/"},
-		{"table deleted", []string{"delete", "table", "inet", "bulwark"}, "firewall.default-deny", "table inet bulwark"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ns := newNetns(t, "drift")
-			h := scratchHost(t, true)
-			var rep reports
-			cs := applyFamily(t, ns, h, &rep)
-			ns.nft(t, withHandles(t, ns, tc.nft)...)
-			var hit *provision.Finding
-			for _, f := range failures(verifyAll(cs, h)) {
-				if f.ControlID == tc.control && strings.Contains(f.Property+" "+f.Actual, tc.want) {
-					hit = &f
-				}
-			}
-			if hit == nil {
-				t.Fatalf("after nft %s: no failing %s finding mentioning %q; findings:\n%v", strings.Join(tc.nft, " "), tc.control, tc.want, failures(verifyAll(cs, h)))
-			}
-			if hit.Status != provision.Fail || len(hit.Evidence) == 0 || hit.Evidence[0].Source != "netlink: table inet bulwark" {
-				t.Errorf("finding %+v: want Fail with netlink evidence", *hit)
-			}
-			t.Logf("%s: %s: expected %s, actual %s", hit.ControlID, hit.Property, hit.Expected, hit.Actual)
-			// Re-apply repairs it, and the host records the repair; a
-			// third apply is a no-op.
-			before := len(h.Changes())
-			cs = applyFamily(t, ns, h, &rep)
-			if ex := execs(h.Changes()[before:]); len(ex) != 1 || !strings.Contains(ex[0].Detail, " table inet bulwark (") {
-				t.Errorf("repair apply recorded %v, want one table replacement", h.Changes()[before:])
-			}
-			if fs := failures(verifyAll(cs, h)); len(fs) > 0 {
-				t.Errorf("after repair: %v", fs)
-			}
-			applyFamily(t, ns, h, &rep)
-			if rep.last() != "firewall: ruleset unchanged (table inet bulwark)" {
-				t.Errorf("third apply reported %q", rep.last())
-			}
-		})
+	ns := newNetns(t, "drift")
+	var rep reports
+	cs := ControlsWith(testNetwork(t), Options{Conn: ns.conn(t), Report: rep.add})
+	rig := liveRig(t.TempDir())
+	rig.Repaired = func(t *testing.T, changes []host.Change) {
+		if ex := execs(changes); len(ex) != 1 || !strings.Contains(ex[0].Detail, " table inet bulwark (") {
+			t.Errorf("repair apply recorded %v, want one table replacement", changes)
+		}
+		ct.ApplyHost(t, rig.Host(t), cs)
+		if rep.last() != "firewall: ruleset unchanged (table inet bulwark)" {
+			t.Errorf("apply after the repair reported %q", rep.last())
+		}
 	}
+	h := rig.Host(t)
+	ct.ApplyHost(t, h, cs)
+	rig.RequireOK(t, ct.Verify(h, cs))
+
+	nft := func(args ...string) func(t *testing.T) {
+		return func(t *testing.T) { ns.nft(t, withHandles(t, ns, args)...) }
+	}
+	fromNetlink := func(t *testing.T, f provision.Finding) {
+		if len(f.Evidence) == 0 || f.Evidence[0].Source != "netlink: table inet bulwark" {
+			t.Errorf("finding %+v: want netlink evidence", f)
+		}
+		t.Logf("%s: %s: expected %s, actual %s", f.ControlID, f.Property, f.Expected, f.Actual)
+	}
+	bs := []ct.Breakage{
+		{Name: "extra accept rule", Break: nft("add", "rule", "inet", "bulwark", "input", "tcp", "dport", "5432", "accept"),
+			Control: "firewall.default-deny", Property: `chain input: extra rule after rule "drop"`, Evidence: "dport 5432 accept"},
+		{Name: "extra accept rule (no-db-port)", Break: nft("add", "rule", "inet", "bulwark", "input", "tcp", "dport", "5432", "accept"),
+			Control: "firewall.no-db-port", Property: "chain input: rule that accepts dport 5432", Evidence: "dport 5432 accept"},
+		{Name: "chain policy accept", Break: nft("chain", "inet", "bulwark", "input", "{ policy accept; }"),
+			Control: "firewall.default-deny", Property: "chain input", Evidence: "policy accept"},
+		{Name: "ssh set element deleted", Break: nft("delete", "element", "inet", "bulwark", "ssh_admin4", "{ 198.51.100.0/24 }"),
+			Control: "firewall.admin-ssh", Property: "set ssh_admin4 element 198.51.100.0/24", Evidence: "missing"},
+		{Name: "admin ui set element added", Break: nft("add", "element", "inet", "bulwark", "web_admin6", "{ 2001:db8:bad::/48 }"),
+			Control: "firewall.admin-ui", Property: "set web_admin6 element 2001:db8:bad::/48", Evidence: "extra element"},
+		{Name: "public rule deleted", Break: nft("flush", "chain", "inet", "bulwark", "input"),
+			Control: "firewall.public-ports", Property: `chain input rule "public-443"`, Evidence: "missing"},
+		{Name: "ssh rate limit deleted", Break: nft("delete", "rule", "inet", "bulwark", "input", "handle", "{rate-ssh-v4}"),
+			Control: "firewall.rate-limit", Property: `chain input rule "rate-ssh-v4"`, Evidence: "missing"},
+		{Name: "ssh rate limit loosened", Break: nft("replace", "rule", "inet", "bulwark", "input", "handle", "{rate-ssh-v6}",
+			"tcp dport 22 ct state new update @ssh_meter6 { ip6 saddr limit rate over 1000/minute burst 10 packets } drop comment \"rate-ssh-v6\""),
+			Control: "firewall.rate-limit", Property: `chain input rule "rate-ssh-v6" changed`, Evidence: "limit rate 1000/"},
+		{Name: "table deleted", Break: nft("delete", "table", "inet", "bulwark"),
+			Control: "firewall.default-deny", Property: "table inet bulwark", Evidence: "missing"},
+	}
+	for i := range bs {
+		bs[i].Check = fromNetlink
+	}
+	ct.RequireBreakableOn(t, rig, cs, bs)
+}
+
+// liveRig runs breakages on the live kernel half (the test's namespace,
+// through the controls' Conn) with the files under root.
+func liveRig(root string) ct.Rig {
+	return ct.Rig{Host: func(t testing.TB) host.Host { return liveAt{ct.NewHost(t, root)} }}
 }
 
 func TestForeignTableSurvives(t *testing.T) {
@@ -215,45 +218,35 @@ func TestBadInputLeavesRulesetUntouched(t *testing.T) {
 	}
 }
 
+// TestOfflineRoot: on an offline root only firewall.persist can hold, the
+// other controls are not applicable with the reason, and nothing touches
+// the kernel; breaking the persisted ruleset fails firewall.persist naming
+// the file and the line, and a re-apply repairs exactly that file.
 func TestOfflineRoot(t *testing.T) {
-	h := scratchHost(t, false)
-	ctx := context.Background()
+	root := t.TempDir()
 	cs := ControlsWith(testNetwork(t), Options{Report: func(m string) { t.Errorf("offline apply touched the kernel: %s", m) }})
-	for _, c := range cs {
-		if err := c.Apply(ctx, h); err != nil {
-			t.Fatal(err)
+	rig := ct.Offline(root)
+	rig.Allow = func(f provision.Finding) bool {
+		return f.ControlID != "firewall.persist" && f.Status == provision.NotApplicable && f.Reason != ""
+	}
+	rig.Repaired = func(t *testing.T, changes []host.Change) {
+		if len(changes) != 1 {
+			t.Errorf("repair changed %v (want the one file)", changes)
 		}
+		ct.ApplyExpect(t, root, cs, false)
 	}
-	for _, f := range verifyAll(cs, h) {
-		switch {
-		case f.ControlID == "firewall.persist" && f.Status != provision.Pass:
-			t.Errorf("persist: %s: %s", f.Property, f.Actual)
-		case f.ControlID != "firewall.persist" && (f.Status != provision.NotApplicable || f.Reason == ""):
-			t.Errorf("%s offline: status %s reason %q, want not-applicable with a reason", f.ControlID, f.Status, f.Reason)
-		}
-	}
-	// Break the persisted ruleset: firewall.persist names the file and the line.
-	path := h.(*host.Local).Path(RulesetPath)
-	data, _ := os.ReadFile(path)
-	os.WriteFile(path, []byte(strings.Replace(string(data), "tcp dport 443 accept", "tcp dport 5432 accept", 1)), 0o644)
-	var hit bool
-	for _, f := range failures(cs[len(cs)-1].Verify(ctx, h)) {
-		hit = hit || (f.Property == "file "+RulesetPath && strings.Contains(f.Actual, "5432"))
-		t.Logf("%s: %s: %s", f.ControlID, f.Property, f.Actual)
-	}
-	if !hit {
-		t.Error("firewall.persist did not report the edited ruleset file")
-	}
-	// Re-apply repairs exactly that file; a further apply changes nothing.
-	h2, _ := host.NewLocal(h.Root())
-	cs = ControlsWith(testNetwork(t), Options{})
-	if err := cs[0].Apply(ctx, h2); err != nil || len(h2.Changes()) != 1 {
-		t.Errorf("repair: err %v, changes %v (want the one file)", err, h2.Changes())
-	}
-	h3, _ := host.NewLocal(h.Root())
-	if err := ControlsWith(testNetwork(t), Options{})[0].Apply(ctx, h3); err != nil || len(h3.Changes()) != 0 {
-		t.Errorf("third apply: err %v, changes %v", err, h3.Changes())
-	}
+	rig.RequireOK(t, ct.Verify(ct.ApplyTwice(t, root, cs), cs))
+	ct.RequireBreakableOn(t, rig, cs, []ct.Breakage{
+		{Name: "persisted rule opens the database port", Break: func(t *testing.T) {
+			ct.Edit(t, root, RulesetPath, "tcp dport 443 accept", "tcp dport 5432 accept")
+		}, Control: "firewall.persist", Property: "file " + RulesetPath, Evidence: RulesetPath + ": ", Check: func(t *testing.T, f provision.Finding) {
+			// The evidence is the file's head; the actual names the line.
+			if !strings.Contains(f.Actual, `have "\t\ttcp dport 5432 accept`) {
+				t.Errorf("actual %q does not name the edited line", f.Actual)
+			}
+			t.Logf("%s: %s: %s", f.ControlID, f.Property, f.Actual)
+		}},
+	})
 }
 
 // withHandles replaces "{comment}" with the handle of the rule carrying

@@ -66,32 +66,25 @@ func diff(want, got state, table string) []drift {
 }
 
 func diffSets(want, got []setState) []drift {
-	var out []drift
-	live := map[string]setState{}
-	for _, s := range got {
-		live[s.Name] = s
-	}
-	for _, w := range want {
-		g, ok := live[w.Name]
-		delete(live, w.Name)
-		what := "set " + w.Name
-		switch {
-		case !ok:
-			out = append(out, drift{setTopic(w.Name), what, "present", "missing"})
-		case g.Kind != w.Kind:
-			out = append(out, drift{setTopic(w.Name), what + " type", w.Kind, g.Kind})
-		case strings.Contains(w.Kind, "dynamic"):
-			// A meter's elements are per-source rate state the kernel adds
-			// on each new connection and expires: traffic, not config. Its
-			// type (timeout, size) was compared above.
-		default:
-			out = append(out, diffElements(w, g)...)
-		}
-	}
-	for _, name := range sortedKeys(live) {
-		out = append(out, drift{topicDefaultDeny, "set " + name, "absent", "extra set " + live[name].Kind})
-	}
-	return out
+	return matchByName(want, got, func(s setState) string { return s.Name },
+		func(w, g setState, ok bool) []drift {
+			what := "set " + w.Name
+			switch {
+			case !ok:
+				return []drift{{setTopic(w.Name), what, "present", "missing"}}
+			case g.Kind != w.Kind:
+				return []drift{{setTopic(w.Name), what + " type", w.Kind, g.Kind}}
+			case strings.Contains(w.Kind, "dynamic"):
+				// A meter's elements are per-source rate state the kernel
+				// adds on each new connection and expires: traffic, not
+				// config. Its type (timeout, size) was compared above.
+				return nil
+			}
+			return diffElements(w, g)
+		},
+		func(name string, g setState) drift {
+			return drift{topicDefaultDeny, "set " + name, "absent", "extra set " + g.Kind}
+		})
 }
 
 func diffElements(w, g setState) []drift {
@@ -126,26 +119,38 @@ func rangeSet(rs []Range) map[Range]bool {
 }
 
 func diffChains(want, got []chainState) []drift {
+	return matchByName(want, got, func(c chainState) string { return c.Name },
+		func(w, g chainState, ok bool) []drift {
+			what := "chain " + w.Name
+			switch {
+			case !ok:
+				return []drift{{topicDefaultDeny, what, w.Base, "missing"}}
+			case g.Base != w.Base:
+				return append([]drift{{topicDefaultDeny, what, w.Base, g.Base}}, diffRules(w, g)...)
+			}
+			return diffRules(w, g)
+		},
+		func(name string, g chainState) drift {
+			return drift{topicDefaultDeny, "chain " + name, "absent", "extra chain " + g.Base}
+		})
+}
+
+// matchByName pairs each wanted item with the live one of the same name
+// (ok false when it is missing), then reports each live item nothing
+// wanted as extra, in name order so drift reads the same on every run.
+func matchByName[T any](want, got []T, name func(T) string, pair func(w, g T, ok bool) []drift, extra func(name string, g T) drift) []drift {
+	live := make(map[string]T, len(got))
+	for _, g := range got {
+		live[name(g)] = g
+	}
 	var out []drift
-	live := map[string]chainState{}
-	for _, c := range got {
-		live[c.Name] = c
-	}
 	for _, w := range want {
-		g, ok := live[w.Name]
-		delete(live, w.Name)
-		what := "chain " + w.Name
-		switch {
-		case !ok:
-			out = append(out, drift{topicDefaultDeny, what, w.Base, "missing"})
-			continue
-		case g.Base != w.Base:
-			out = append(out, drift{topicDefaultDeny, what, w.Base, g.Base})
-		}
-		out = append(out, diffRules(w, g)...)
+		g, ok := live[name(w)]
+		delete(live, name(w))
+		out = append(out, pair(w, g, ok)...)
 	}
-	for _, name := range sortedKeys(live) {
-		out = append(out, drift{topicDefaultDeny, "chain " + name, "absent", "extra chain " + live[name].Base})
+	for _, n := range sortedKeys(live) {
+		out = append(out, extra(n, live[n]))
 	}
 	return out
 }

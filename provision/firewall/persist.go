@@ -75,7 +75,7 @@ func (rs *Ruleset) writePersist(ctx context.Context, h host.Host) error {
 			units = append(units, provcheck.UnitFile{Path: f.path, Data: f.data})
 		}
 	}
-	if err := provcheck.PreflightUnits(ctx, h, provcheck.Meta{ID: "firewall.persist"}, units...); err != nil {
+	if err := provcheck.PreflightUnits(ctx, h, provision.Meta{ID: "firewall.persist"}, units...); err != nil {
 		return err
 	}
 	for _, f := range files {
@@ -88,7 +88,7 @@ func (rs *Ruleset) writePersist(ctx context.Context, h host.Host) error {
 
 // verifyPersist checks each file equals its rendering. A missing or
 // different file fails with the first differing line as evidence.
-func (rs *Ruleset) verifyPersist(m provcheck.Meta, h host.Host) []provision.Finding {
+func (rs *Ruleset) verifyPersist(m provision.Meta, h host.Host) []provision.Finding {
 	var out []provision.Finding
 	for _, f := range rs.persistFiles() {
 		fd := m.Finding("file "+f.path, "rendered from policy ("+fmt.Sprint(len(f.data))+" bytes)")

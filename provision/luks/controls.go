@@ -17,9 +17,9 @@ import (
 )
 
 var (
-	firstbootMeta = check.Meta{ID: "luks.firstboot",
+	firstbootMeta = provision.Meta{ID: "luks.firstboot",
 		Title: "Data volume encrypted at first boot with a per-instance key; no key in the image", Rows: rows}
-	volumeMeta = check.Meta{ID: "luks.volume",
+	volumeMeta = provision.Meta{ID: "luks.volume",
 		Title: "Data volume mounted from LUKS2 (aes-xts-plain64, 512-bit key, argon2id)", Rows: rows}
 )
 
@@ -54,12 +54,10 @@ func tools(l policies.LUKS) map[string]string {
 	return t
 }
 
-// base gives a control its ID, title and rows from its check.Meta.
-type base struct{ m check.Meta }
+// base gives a control its ID, title and rows from its provision.Meta.
+type base struct{ m provision.Meta }
 
-func (b base) ID() string     { return b.m.ID }
-func (b base) Title() string  { return b.m.Title }
-func (b base) Rows() []string { return b.m.Rows }
+func (b base) Meta() provision.Meta { return b.m }
 
 // keyDirs are searched for stray key files: where an operator would drop
 // one "just for the build".

@@ -59,10 +59,10 @@ const (
 var rows = []string{"SOC2:C1.2", "SOC2:C1.3", "SOX:Encryption at Rest"}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, s provision.Stage) []provision.Control {
 	return []provision.Control{
 		&Firstboot{base: base{firstbootMeta}, LUKS: p.LUKS, DataDir: p.Transfer.DataDir},
-		&Volume{base: base{volumeMeta}, LUKS: p.LUKS},
+		&Volume{base: base{volumeMeta}, LUKS: p.LUKS, Stage: s},
 	}
 }
 

@@ -26,7 +26,7 @@ func TestLUKSOnRootfs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	controls := Controls(p)
+	controls := Controls(p, provision.Instance)
 	// The Packer provisioner uploads bulwark; stand in with this test binary.
 	self, err := os.ReadFile("/proc/self/exe")
 	if err != nil {
@@ -43,65 +43,64 @@ func TestLUKSOnRootfs(t *testing.T) {
 	if vol.Status != provision.NotApplicable || vol.Reason == "" {
 		t.Errorf("offline luks.volume = %s (%q); want not-applicable with a reason", vol.Status, vol.Reason)
 	}
-	checktest.RequireOK(t, withoutNA(fs), false)
+	rig := checktest.Offline(root)
+	rig.Allow = func(f provision.Finding) bool { return f.Status == provision.NotApplicable }
+	rig.RequireOK(t, fs)
 
-	tests := []struct {
-		name     string
-		break_   func(t *testing.T)
-		property string
-		evidence string
-		repair   bool // Apply restores it; otherwise the test removes the breakage
-	}{
-		{"unit deleted", func(t *testing.T) { checktest.Remove(t, root, UnitFile) },
-			"file " + UnitFile, "no such file", true},
-		{"unit no longer before postgres", func(t *testing.T) {
+	// What Apply does not own (keys planted in the image) or cannot
+	// restore (the binary the Packer provisioner uploads) is put back by
+	// hand: everything the rows below create or delete.
+	restore := func(t *testing.T) {
+		for _, p := range []string{"/run/bulwark/luks.key", "/etc/bulwark/data.key", "/etc/luks/k", "/etc/crypttab"} {
+			checktest.Remove(t, root, p)
+		}
+		checktest.Write(t, root, Binary, string(self))
+		if err := os.Chmod(filepath.Join(root, Binary), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hasReason := func(t *testing.T, f provision.Finding) {
+		if f.Reason == "" {
+			t.Error("failing finding gives no reason")
+		}
+	}
+	bs := []checktest.Breakage{
+		{Name: "unit deleted", Break: func(t *testing.T) { checktest.Remove(t, root, UnitFile) },
+			Property: "file " + UnitFile, Evidence: "no such file"},
+		{Name: "unit no longer before postgres", Break: func(t *testing.T) {
 			checktest.Edit(t, root, UnitFile, "Before=postgresql.service ", "Before=")
-		}, "file " + UnitFile, "Before=transferd.service", true},
-		{"fw_cfg module no longer loaded at boot", func(t *testing.T) { checktest.Remove(t, root, ModulesLoadFile) },
-			"file " + ModulesLoadFile, "no such file", true},
-		{"mount unit deleted: services would not wait for the volume", func(t *testing.T) { checktest.Remove(t, root, MountUnitFile(p.LUKS)) },
-			"file " + MountUnitFile(p.LUKS), "no such file", true},
-		{"mount no longer requires firstboot", func(t *testing.T) {
+		}, Property: "file " + UnitFile, Evidence: "Before=transferd.service"},
+		{Name: "fw_cfg module no longer loaded at boot", Break: func(t *testing.T) { checktest.Remove(t, root, ModulesLoadFile) },
+			Property: "file " + ModulesLoadFile, Evidence: "no such file"},
+		{Name: "mount unit deleted: services would not wait for the volume", Break: func(t *testing.T) { checktest.Remove(t, root, MountUnitFile(p.LUKS)) },
+			Property: "file " + MountUnitFile(p.LUKS), Evidence: "no such file"},
+		{Name: "mount no longer requires firstboot", Break: func(t *testing.T) {
 			checktest.Edit(t, root, MountUnitFile(p.LUKS), "Requires="+UnitName+"\n", "")
 			// The evidence is the unit as read: the ordering line now
 			// follows DefaultDependencies directly.
-		}, "file " + MountUnitFile(p.LUKS), "DefaultDependencies=no\nAfter=" + UnitName, true},
-		{"unit disabled", func(t *testing.T) { checktest.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+UnitName) },
-			UnitName + " enabled", "no such file", true},
-		{"unit masked", func(t *testing.T) { checktest.Symlink(t, root, "/dev/null", "/etc/systemd/system/"+PathName) },
-			PathName + " enabled", "-> /dev/null", true},
-		{"firstboot policy edited", func(t *testing.T) {
+		}, Property: "file " + MountUnitFile(p.LUKS), Evidence: "DefaultDependencies=no\nAfter=" + UnitName},
+		{Name: "unit disabled", Break: func(t *testing.T) { checktest.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/"+UnitName) },
+			Property: UnitName + " enabled", Evidence: "no such file"},
+		{Name: "unit masked", Break: func(t *testing.T) { checktest.Symlink(t, root, "/dev/null", "/etc/systemd/system/"+PathName) },
+			Property: PathName + " enabled", Evidence: "-> /dev/null"},
+		{Name: "firstboot policy edited", Break: func(t *testing.T) {
 			checktest.Edit(t, root, PolicyFile, "aes-xts-plain64", "aes-cbc-essiv:sha256")
-		}, "file " + PolicyFile, "aes-cbc-essiv", true},
-		{"bulwark binary missing", func(t *testing.T) { checktest.Remove(t, root, Binary) },
-			"file " + Binary, "no such file", false},
-		{"key baked at key_file", func(t *testing.T) { checktest.Write(t, root, p.LUKS.KeyFile, "secret") },
-			"key material in the image", p.LUKS.KeyFile, false},
-		{"stray key under /etc/bulwark", func(t *testing.T) { checktest.Write(t, root, "/etc/bulwark/data.key", "secret") },
-			"key material in the image", "/etc/bulwark/data.key", false},
-		{"crypttab names a key in the image", func(t *testing.T) {
+		}, Property: "file " + PolicyFile, Evidence: "aes-cbc-essiv"},
+		{Name: "bulwark binary missing", Break: func(t *testing.T) { checktest.Remove(t, root, Binary) },
+			Property: "file " + Binary, Evidence: "no such file", Cleanup: restore},
+		{Name: "key baked at key_file", Break: func(t *testing.T) { checktest.Write(t, root, p.LUKS.KeyFile, "secret") },
+			Property: "key material in the image", Evidence: p.LUKS.KeyFile, Cleanup: restore},
+		{Name: "stray key under /etc/bulwark", Break: func(t *testing.T) { checktest.Write(t, root, "/etc/bulwark/data.key", "secret") },
+			Property: "key material in the image", Evidence: "/etc/bulwark/data.key", Cleanup: restore},
+		{Name: "crypttab names a key in the image", Break: func(t *testing.T) {
 			checktest.Write(t, root, "/etc/luks/k", "secret")
 			checktest.Write(t, root, "/etc/crypttab", "bulwark-data /dev/vdb /etc/luks/k luks\n")
-		}, "key material in the image", "bulwark-data /dev/vdb /etc/luks/k luks", false},
+		}, Property: "key material in the image", Evidence: "bulwark-data /dev/vdb /etc/luks/k luks", Cleanup: restore},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			backup := snapshot(t, root)
-			tt.break_(t)
-			h := checktest.NewHost(t, root)
-			f := checktest.Find(t, checktest.Verify(h, controls), "luks.firstboot", tt.property)
-			checktest.RequireBroken(t, f, provision.Fail, tt.evidence)
-			if f.Reason == "" {
-				t.Error("failing finding gives no reason")
-			}
-			if tt.repair {
-				checktest.Apply(t, root, controls)
-			} else {
-				backup(t)
-			}
-			checktest.RequireOK(t, withoutNA(checktest.Verify(checktest.NewHost(t, root), controls)), false)
-		})
+	for i := range bs {
+		bs[i].Control, bs[i].Check = "luks.firstboot", hasReason
 	}
+	checktest.RequireBreakableOn(t, rig, controls, bs)
 }
 
 // TestLUKSTPM2OnRootfs: with key_source tpm2 the image carries the
@@ -114,7 +113,7 @@ func TestLUKSTPM2OnRootfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.LUKS.KeySource = policies.KeySourceTPM2
-	controls := Controls(p)
+	controls := Controls(p, provision.Instance)
 	checktest.Write(t, root, Binary, "#!/bin/sh\n")
 	if err := os.Chmod(filepath.Join(root, Binary), 0o755); err != nil {
 		t.Fatal(err)
@@ -147,16 +146,16 @@ func TestLUKSBadKeySource(t *testing.T) {
 	}
 	p.LUKS.KeySource = "usb" // what a hand-edited policy file might hold
 	h := checktest.NewHost(t, root)
-	for _, c := range Controls(p) {
+	for _, c := range Controls(p, provision.Instance) {
 		err := c.Apply(context.Background(), h)
-		if c.ID() == "luks.firstboot" && (err == nil || !strings.Contains(err.Error(), `key source "usb"`)) {
+		if c.Meta().ID == "luks.firstboot" && (err == nil || !strings.Contains(err.Error(), `key source "usb"`)) {
 			t.Errorf("Apply with key_source usb: %v; want an error naming the source", err)
 		}
 	}
 	if len(h.Changes()) != 0 {
 		t.Errorf("refused Apply still changed %v", h.Changes())
 	}
-	f := checktest.Find(t, checktest.Verify(h, Controls(p)), "luks.firstboot", "luks.key_source")
+	f := checktest.Find(t, checktest.Verify(h, Controls(p, provision.Instance)), "luks.firstboot", "luks.key_source")
 	checktest.RequireBroken(t, f, provision.Fail, "usb")
 }
 
@@ -185,24 +184,4 @@ func withoutNA(fs []provision.Finding) []provision.Finding {
 		}
 	}
 	return out
-}
-
-// snapshot records the paths a non-repairable breakage touches so the row
-// can undo it: everything the rows above create or delete.
-func snapshot(t *testing.T, root string) func(t *testing.T) {
-	t.Helper()
-	bin, err := os.ReadFile(filepath.Join(root, Binary))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return func(t *testing.T) {
-		t.Helper()
-		for _, p := range []string{"/run/bulwark/luks.key", "/etc/bulwark/data.key", "/etc/luks/k", "/etc/crypttab"} {
-			checktest.Remove(t, root, p)
-		}
-		checktest.Write(t, root, Binary, string(bin))
-		if err := os.Chmod(filepath.Join(root, Binary), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

@@ -24,12 +24,11 @@ func TestVolumeAtImageBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &Volume{base: base{m: volumeMeta}, LUKS: p.LUKS}
-	build := v.Verify(provision.WithStage(context.Background(), provision.ImageBuild), h)
+	build := (&Volume{base: base{m: volumeMeta}, LUKS: p.LUKS, Stage: provision.ImageBuild}).Verify(context.Background(), h)
 	if len(build) != 1 || build[0].Status != provision.NotApplicable || build[0].Reason == "" {
 		t.Fatalf("image build: %+v, want one not-applicable finding with a reason", build)
 	}
-	inst := v.Verify(context.Background(), h)
+	inst := (&Volume{base: base{m: volumeMeta}, LUKS: p.LUKS, Stage: provision.Instance}).Verify(context.Background(), h)
 	failed := false
 	for _, f := range inst {
 		failed = failed || f.Status == provision.Fail

@@ -17,6 +17,8 @@ import (
 type Volume struct {
 	base
 	LUKS policies.LUKS
+	// Stage: the build VM is the image, which never holds the volume.
+	Stage provision.Stage
 }
 
 // Apply changes nothing: the volume is converged by `bulwark firstboot` on
@@ -34,7 +36,7 @@ func (c *Volume) Verify(ctx context.Context, h host.Host) []provision.Finding {
 		f.Reason = "the volume is encrypted at the instance's first boot; luks.firstboot checks the image"
 		return []provision.Finding{f}
 	}
-	if provision.InstanceOnly(ctx, &f, "the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
+	if c.Stage.InstanceOnly(&f, "the build VM is the image: the volume is encrypted at each instance's first boot with that instance's key") {
 		return []provision.Finding{f}
 	}
 	mounts, err := readMounts(h)

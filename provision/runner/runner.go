@@ -30,7 +30,7 @@ func Select(families []provision.Family, controls []provision.Control, only []st
 	}
 	ids := map[string]bool{}
 	for _, c := range controls {
-		ids[c.ID()] = true
+		ids[c.Meta().ID] = true
 	}
 	want := map[string]bool{}
 	for _, o := range only {
@@ -42,7 +42,7 @@ func Select(families []provision.Family, controls []provision.Control, only []st
 	}
 	var out []provision.Control
 	for _, c := range controls {
-		if want[c.ID()] || want[family(c.ID())] {
+		if id := c.Meta().ID; want[id] || want[family(id)] {
 			out = append(out, c)
 		}
 	}
@@ -118,21 +118,22 @@ func ApplyWith(ctx context.Context, h host.Host, controls []provision.Control, o
 	var rep ApplyReport
 	seen := map[string]bool{}
 	for _, c := range controls {
+		id := c.Meta().ID
 		if j != nil {
-			j.Begin(c.ID())
+			j.Begin(id)
 		}
-		if fam := family(c.ID()); !seen[fam] && o.BeforeFamily != nil && !h.DryRun() {
+		if fam := family(id); !seen[fam] && o.BeforeFamily != nil && !h.DryRun() {
 			seen[fam] = true
 			if err := o.BeforeFamily(ctx, fam); err != nil {
-				return rep, finish(j, fmt.Errorf("apply stopped before control %s: %w", c.ID(), err))
+				return rep, finish(j, fmt.Errorf("apply stopped before control %s: %w", id, err))
 			}
 		}
 		before := len(h.Changes())
 		start := time.Now()
 		err := c.Apply(ctx, h)
-		rep.Controls = append(rep.Controls, ControlChanges{ID: c.ID(), Changes: h.Changes()[before:], Duration: time.Since(start)})
+		rep.Controls = append(rep.Controls, ControlChanges{ID: id, Changes: h.Changes()[before:], Duration: time.Since(start)})
 		if err != nil {
-			return rep, finish(j, rollbackControl(ctx, h, j, c.ID(), err))
+			return rep, finish(j, rollbackControl(ctx, h, j, id, err))
 		}
 	}
 	return rep, finish(j, nil)

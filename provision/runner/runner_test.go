@@ -18,9 +18,9 @@ type fileControl struct {
 	silent            bool
 }
 
-func (c *fileControl) ID() string     { return c.id }
-func (c *fileControl) Title() string  { return c.id }
-func (c *fileControl) Rows() []string { return []string{"SOC2:CC6"} }
+func (c *fileControl) Meta() provision.Meta {
+	return provision.Meta{ID: c.id, Title: c.id, Rows: []string{"SOC2:CC6"}}
+}
 func (c *fileControl) Apply(_ context.Context, h host.Host) error {
 	if c.err != nil {
 		return c.err
@@ -70,7 +70,7 @@ func TestSelect(t *testing.T) {
 		}
 		var ids []string
 		for _, c := range got {
-			ids = append(ids, c.ID())
+			ids = append(ids, c.Meta().ID)
 		}
 		if err != nil || strings.Join(ids, " ") != tt.want {
 			t.Errorf("Select(%v) = %v, %v; want %s", tt.only, ids, err, tt.want)

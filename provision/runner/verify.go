@@ -73,7 +73,7 @@ func VerifyWith(ctx context.Context, h host.Host, controls []provision.Control, 
 		start, pid := time.Now(), lastPID()
 		found[i] = verifyOne(ctx, h, controls[i])
 		if timings != nil {
-			timings[i] = Timing{ID: controls[i].ID(), Wall: time.Since(start), Findings: len(found[i]), Procs: pidDelta(pid, lastPID())}
+			timings[i] = Timing{ID: controls[i].Meta().ID, Wall: time.Since(start), Findings: len(found[i]), Procs: pidDelta(pid, lastPID())}
 		}
 	}
 	// Controls that must run alone go after the pool has drained, one at a
@@ -120,11 +120,9 @@ func verifyOne(ctx context.Context, h host.Host, c provision.Control) []provisio
 	start := time.Now()
 	fs := c.Verify(ctx, h)
 	if len(fs) == 0 {
-		fs = []provision.Finding{{
-			ControlID: c.ID(), Title: c.Title(), Rows: c.Rows(), Property: "findings",
-			Expected: "at least one", Actual: "none", Status: provision.Fail,
-			Reason: "the control's Verify returned no findings", Duration: time.Since(start),
-		}}
+		f := c.Meta().Finding("findings", "at least one")
+		f.Actual, f.Status, f.Reason, f.Duration = "none", provision.Fail, "the control's Verify returned no findings", time.Since(start)
+		fs = []provision.Finding{f}
 	}
 	return fs
 }

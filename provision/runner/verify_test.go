@@ -24,9 +24,9 @@ type gateControl struct {
 	release chan struct{}
 }
 
-func (c *gateControl) ID() string                             { return c.id }
-func (c *gateControl) Title() string                          { return c.id }
-func (c *gateControl) Rows() []string                         { return []string{"SOC2:CC6"} }
+func (c *gateControl) Meta() provision.Meta {
+	return provision.Meta{ID: c.id, Title: c.id, Rows: []string{"SOC2:CC6"}}
+}
 func (c *gateControl) Apply(context.Context, host.Host) error { return nil }
 func (c *gateControl) VerifyAlone() bool                      { return c.alone }
 func (c *gateControl) Verify(context.Context, host.Host) []provision.Finding {
@@ -123,8 +123,8 @@ func TestVerifyProfile(t *testing.T) {
 		t.Fatalf("%d timings for %d controls", len(ts), len(cs))
 	}
 	for i, tm := range ts {
-		if tm.ID != cs[i].ID() || tm.Findings != 1 {
-			t.Errorf("timing %d = %+v; want control %s with 1 finding", i, tm, cs[i].ID())
+		if tm.ID != cs[i].Meta().ID || tm.Findings != 1 {
+			t.Errorf("timing %d = %+v; want control %s with 1 finding", i, tm, cs[i].Meta().ID)
 		}
 	}
 	// The exec control starts three processes; the file controls none of
@@ -137,9 +137,9 @@ func TestVerifyProfile(t *testing.T) {
 // execControl starts real processes through the host.
 type execControl struct{ id string }
 
-func (c *execControl) ID() string                             { return c.id }
-func (c *execControl) Title() string                          { return c.id }
-func (c *execControl) Rows() []string                         { return []string{"SOC2:CC6"} }
+func (c *execControl) Meta() provision.Meta {
+	return provision.Meta{ID: c.id, Title: c.id, Rows: []string{"SOC2:CC6"}}
+}
 func (c *execControl) Apply(context.Context, host.Host) error { return nil }
 func (c *execControl) Verify(ctx context.Context, _ host.Host) []provision.Finding {
 	st := provision.Pass

@@ -29,7 +29,7 @@ const (
 	hostKeyGlob          = "/etc/ssh/ssh_host_*"
 )
 
-var hostKeysMeta = check.Meta{
+var hostKeysMeta = provision.Meta{
 	ID:    "ssh.hostkeys",
 	Title: "SSH host keys are made by each instance at first boot, never shipped in the image",
 	// A shared, shipped host key lets one copy of the image impersonate
@@ -60,11 +60,12 @@ WantedBy=ssh.service
 var hostKeyWants = check.Unit{Name: HostKeyUnit, Target: "ssh.service"}
 
 // HostKeys is the control ssh.hostkeys.
-type HostKeys struct{}
+type HostKeys struct {
+	// Stage: the image carries no host keys, an instance must.
+	Stage provision.Stage
+}
 
-func (*HostKeys) ID() string     { return hostKeysMeta.ID }
-func (*HostKeys) Title() string  { return hostKeysMeta.Title }
-func (*HostKeys) Rows() []string { return hostKeysMeta.Rows }
+func (*HostKeys) Meta() provision.Meta { return hostKeysMeta }
 
 // Apply installs and enables the unit. It never touches existing keys: on
 // an instance they are its identity.
@@ -80,12 +81,12 @@ func (*HostKeys) Apply(ctx context.Context, h host.Host) error {
 
 // Verify checks the unit and its enablement; on a live instance also that
 // the keys exist (sshd cannot start without them).
-func (*HostKeys) Verify(ctx context.Context, h host.Host) []provision.Finding {
+func (k *HostKeys) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	out := []provision.Finding{check.File(hostKeysMeta, h, HostKeyUnitFile, []byte(hostKeyUnit)), hostKeyWants.Enabled(hostKeysMeta, h)}
 	if h.Live() {
 		f := hostKeysMeta.Finding("host keys "+hostKeyGlob, "present on the instance")
-		if !provision.InstanceOnly(ctx, &f, "the image carries no host keys; each instance makes its own at first boot") {
+		if !k.Stage.InstanceOnly(&f, "the image carries no host keys; each instance makes its own at first boot") {
 			f = presentKeys(h, f)
 		}
 		out = append(out, f)

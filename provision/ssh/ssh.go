@@ -50,8 +50,8 @@ func reloadOnRollback(_ context.Context, _ *host.Local, j *host.Journal, _ *poli
 }
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
-	return []provision.Control{&Daemon{SSH: p.SSH, Port: p.Network.SSHPort}, &HostKeys{}}
+func Controls(p *policies.Policy, s provision.Stage) []provision.Control {
+	return []provision.Control{&Daemon{SSH: p.SSH, Port: p.Network.SSHPort}, &HostKeys{Stage: s}}
 }
 
 // Daemon is the control ssh.daemon: the whole sshd policy. It is one control,
@@ -64,15 +64,13 @@ type Daemon struct {
 
 // Rows: who may log in and how (CC6, Authentication), the sysadmin console
 // (Privileged Access), and its ciphers (Encryption in Transit).
-var daemonMeta = check.Meta{
+var daemonMeta = provision.Meta{
 	ID:    "ssh.daemon",
 	Title: "SSH daemon: keys only, no root login, admin group, strong crypto",
 	Rows:  []string{"SOC2:CC6", "SOX:Authentication", "SOX:Privileged Access", "SOX:Encryption in Transit"},
 }
 
-func (d *Daemon) ID() string     { return daemonMeta.ID }
-func (d *Daemon) Title() string  { return daemonMeta.Title }
-func (d *Daemon) Rows() []string { return daemonMeta.Rows }
+func (*Daemon) Meta() provision.Meta { return daemonMeta }
 
 // setting is one sshd keyword: how we write it and what `sshd -T` prints
 // for it (lower-case keyword, normalised value).

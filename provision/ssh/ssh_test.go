@@ -8,11 +8,12 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies/policiestest"
+	"github.com/bulwark-appliance/bulwark/provision"
 )
 
 func defaultDaemon(t *testing.T) *Daemon {
 	t.Helper()
-	return Controls(policiestest.Default(t))[0].(*Daemon)
+	return Controls(policiestest.Default(t), provision.Instance)[0].(*Daemon)
 }
 
 // TestRenderGolden pins the drop-in rendered from the default policy.

@@ -17,7 +17,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
-var certMeta = check.Meta{
+var certMeta = provision.Meta{
 	ID:    "tls.certificate",
 	Title: "TLS certificate: given by policy, or made per instance at first boot (never baked into the image)",
 	Rows:  []string{"SOC2:C1.2", "SOX:Encryption in Transit"},
@@ -53,9 +53,7 @@ type Certificate struct {
 	Cert, Key string
 }
 
-func (c *Certificate) ID() string     { return certMeta.ID }
-func (c *Certificate) Title() string  { return certMeta.Title }
-func (c *Certificate) Rows() []string { return certMeta.Rows }
+func (*Certificate) Meta() provision.Meta { return certMeta }
 
 // Apply installs the first-boot unit when no certificate is given. Live,
 // it also runs it, so nginx has a certificate to load right away.

@@ -15,7 +15,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
-var nginxMeta = check.Meta{
+var nginxMeta = provision.Meta{
 	ID:    "tls.nginx",
 	Title: "nginx front: TLS 1.2/1.3, AES-256/ChaCha20 only, HSTS and security headers, admin port restricted",
 	// Encryption in transit (C1.2, SOX), and the admin allow/deny (CC6).
@@ -25,9 +25,7 @@ var nginxMeta = check.Meta{
 // Nginx is the control tls.nginx.
 type Nginx struct{ Site Site }
 
-func (c *Nginx) ID() string     { return nginxMeta.ID }
-func (c *Nginx) Title() string  { return nginxMeta.Title }
-func (c *Nginx) Rows() []string { return nginxMeta.Rows }
+func (*Nginx) Meta() provision.Meta { return nginxMeta }
 
 // Apply makes the rendered config live, but only after nginx accepted it
 // as a candidate: a config nginx rejects would take the front down at the

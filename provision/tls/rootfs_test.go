@@ -9,6 +9,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/policies/policiestest"
+	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/check"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
@@ -19,7 +20,7 @@ import (
 // fails naming the control and the evidence, and Apply repairs it.
 func TestTLSOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
-	controls := Controls(policiestest.Default(t))
+	controls := Controls(policiestest.Default(t), provision.Instance)
 	ct.ApplyExpect(t, root, controls, true)
 	ct.ApplyExpect(t, root, controls, false)
 	ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)

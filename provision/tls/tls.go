@@ -42,7 +42,7 @@ var Family = provision.Family{Name: "tls", Controls: Controls}
 
 // Controls builds the family's controls from the policy. The certificate
 // comes first: nginx refuses a config whose certificate does not exist.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 	s := SiteFrom(p)
 	return []provision.Control{
 		&Certificate{Given: p.TLS.Certificate != "", Cert: s.Cert, Key: s.Key},

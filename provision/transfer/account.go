@@ -15,7 +15,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
-var accountMeta = check.Meta{
+var accountMeta = provision.Meta{
 	ID:    "transfer.account",
 	Title: "transferd runs as its own system account; its data directory is private to it",
 	// Files at rest are readable only by the service (Confidentiality);
@@ -30,9 +30,7 @@ const dataMode = 0o750
 // Account is the control transfer.account (policy transfer.data_dir).
 type Account struct{ DataDir string }
 
-func (c *Account) ID() string     { return accountMeta.ID }
-func (c *Account) Title() string  { return accountMeta.Title }
-func (c *Account) Rows() []string { return accountMeta.Rows }
+func (*Account) Meta() provision.Meta { return accountMeta }
 
 // Apply creates the group, the user and the data directory, each only when
 // missing or wrong, so a second run executes nothing.

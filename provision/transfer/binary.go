@@ -17,7 +17,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
-var binaryMeta = check.Meta{
+var binaryMeta = provision.Meta{
 	ID:    "transfer.binary",
 	Title: "transferd installed from the build's staged binary, its SHA-256 recorded",
 	// The digest ties the running service to the build that was tested
@@ -28,9 +28,7 @@ var binaryMeta = check.Meta{
 // Install is the control transfer.binary (policy transfer.binary_source).
 type Install struct{ Source string }
 
-func (c *Install) ID() string     { return binaryMeta.ID }
-func (c *Install) Title() string  { return binaryMeta.Title }
-func (c *Install) Rows() []string { return binaryMeta.Rows }
+func (*Install) Meta() provision.Meta { return binaryMeta }
 
 // staged reads the staged binary. A missing source is not an error when
 // the binary is already installed: the build deletes its staging area, and

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/check"
@@ -22,7 +23,7 @@ import (
 // fails naming the control and the evidence, and Apply repairs it.
 func TestTransferOnRootfs(t *testing.T) {
 	root := basetest.Copy(t)
-	controls := Controls(defaultPolicy(t))
+	controls := Controls(defaultPolicy(t), provision.Instance)
 	src := controls[0].(*Install).Source
 	self, err := os.ReadFile("/proc/self/exe") // a real ELF stands in for transferd
 	if err != nil {
@@ -33,39 +34,34 @@ func TestTransferOnRootfs(t *testing.T) {
 	ct.ApplyExpect(t, root, controls, false)
 	ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
 
-	tests := []struct {
-		name, control, property, evidence string
-		break_                            func(t *testing.T)
-	}{
-		{"binary replaced", "transfer.binary", "binary " + Binary, "sha256:", func(t *testing.T) {
+	rig := ct.Offline(root)
+	rig.Repaired = func(t *testing.T, changes []host.Change) {
+		if len(changes) == 0 {
+			t.Fatal("repair Apply changed nothing")
+		}
+	}
+	ct.RequireBreakableOn(t, rig, controls, []ct.Breakage{
+		{Name: "binary replaced", Control: "transfer.binary", Property: "binary " + Binary, Evidence: "sha256:", Break: func(t *testing.T) {
 			ct.Write(t, root, Binary, "#!/bin/sh\necho not transferd\n")
 			chmod(t, root, Binary, 0o755)
 		}},
-		{"binary made world-writable", "transfer.binary", "binary " + Binary, "mode 0777", func(t *testing.T) {
+		{Name: "binary made world-writable", Control: "transfer.binary", Property: "binary " + Binary, Evidence: "mode 0777", Break: func(t *testing.T) {
 			chmod(t, root, Binary, 0o777)
 		}},
-		{"data dir opened to everyone", "transfer.account", "data directory /srv/bulwark/transfer", "mode 0755", func(t *testing.T) {
+		{Name: "data dir opened to everyone", Control: "transfer.account", Property: "data directory /srv/bulwark/transfer", Evidence: "mode 0755", Break: func(t *testing.T) {
 			chmod(t, root, "/srv/bulwark/transfer", 0o755)
 		}},
-		{"service user given a shell", "transfer.account", "user transferd", "/bin/bash", func(t *testing.T) {
+		{Name: "service user given a shell", Control: "transfer.account", Property: "user transferd", Evidence: "/bin/bash", Break: func(t *testing.T) {
 			pw := regexp.MustCompile(`(?m)^(transferd:.*):/usr/sbin/nologin$`)
 			ct.Write(t, root, "/etc/passwd", pw.ReplaceAllString(ct.Read(t, root, "/etc/passwd"), "$1:/bin/bash"))
 		}},
-		{"sandbox loosened in the drop-in", "transfer.units", "file " + DropIn, "ProtectSystem=no", func(t *testing.T) {
+		{Name: "sandbox loosened in the drop-in", Control: "transfer.units", Property: "file " + DropIn, Evidence: "ProtectSystem=no", Break: func(t *testing.T) {
 			ct.Edit(t, root, DropIn, "ReadWritePaths=\n", "ReadWritePaths=\nProtectSystem=no\n")
 		}},
-		{"socket disabled", "transfer.units", "transferd.socket enabled", "no such file", func(t *testing.T) {
+		{Name: "socket disabled", Control: "transfer.units", Property: "transferd.socket enabled", Evidence: "no such file", Break: func(t *testing.T) {
 			ct.Remove(t, root, check.Unit{Name: "transferd.socket", Target: "sockets.target"}.WantsLink())
 		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.break_(t)
-			ct.RequireBroken(t, ct.Find(t, ct.Verify(ct.NewHost(t, root), controls), tt.control, tt.property), provision.Fail, tt.evidence)
-			ct.ApplyExpect(t, root, controls, true)
-			ct.RequireOK(t, ct.Verify(ct.NewHost(t, root), controls), false)
-		})
-	}
+	})
 }
 
 // TestInstallWithoutStagedBinary: once the build's staging area is gone,

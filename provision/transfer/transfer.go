@@ -34,7 +34,7 @@ const (
 var Family = provision.Family{Name: "transfer", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 	t := p.Transfer
 	return []provision.Control{
 		&Install{Source: t.BinarySource},

@@ -18,7 +18,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/transfer/service"
 )
 
-var unitsMeta = check.Meta{
+var unitsMeta = provision.Meta{
 	ID:    "transfer.units",
 	Title: "transferd installed as a sandboxed, socket-activated systemd service",
 	// The sandbox (exposure <= 2.0) and the socket only nginx's group can
@@ -34,9 +34,7 @@ type Units struct {
 	Policy *policies.Policy
 }
 
-func (c *Units) ID() string     { return unitsMeta.ID }
-func (c *Units) Title() string  { return unitsMeta.Title }
-func (c *Units) Rows() []string { return unitsMeta.Rows }
+func (*Units) Meta() provision.Meta { return unitsMeta }
 
 // DSN is the database transferd uses: the role and database the database
 // family creates (database.RoleName owns database.DBName), over the Unix

@@ -23,7 +23,7 @@ const (
 	needrestartDir  = "/etc/needrestart/conf.d"
 )
 
-var nrMeta = check.Meta{
+var nrMeta = provision.Meta{
 	ID:    "updates.needrestart",
 	Title: "Services using updated libraries are restarted automatically",
 	Rows:  rows,
@@ -36,9 +36,7 @@ var restartRE = regexp.MustCompile(`(?m)^\s*\$nrconf\{restart\}\s*=\s*'(\w)'`)
 // Needrestart is the control updates.needrestart.
 type Needrestart struct{}
 
-func (n *Needrestart) ID() string     { return nrMeta.ID }
-func (n *Needrestart) Title() string  { return nrMeta.Title }
-func (n *Needrestart) Rows() []string { return nrMeta.Rows }
+func (*Needrestart) Meta() provision.Meta { return nrMeta }
 
 // Apply writes the conf.d file (needrestart itself is installed by
 // updates.unattended, which runs first).

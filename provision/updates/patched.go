@@ -23,7 +23,7 @@ import (
 // PatchedID names the control in reports.
 const PatchedID = "updates.patched"
 
-var patchedMeta = check.Meta{
+var patchedMeta = provision.Meta{
 	ID:    PatchedID,
 	Title: "Every security update the distribution has published is installed",
 	Rows:  rows,
@@ -56,9 +56,7 @@ type Patched struct {
 	LockTimeout time.Duration // policy apply.dpkg_lock_timeout
 }
 
-func (p *Patched) ID() string     { return patchedMeta.ID }
-func (p *Patched) Title() string  { return patchedMeta.Title }
-func (p *Patched) Rows() []string { return patchedMeta.Rows }
+func (*Patched) Meta() provision.Meta { return patchedMeta }
 
 // Apply refreshes the package lists on a live system unless they are
 // under an hour old (offline, the tree's builder refreshed them:

@@ -25,8 +25,8 @@ func TestUpdatesOnRootfs(t *testing.T) {
 	// updates.patched asks apt for a dist-upgrade plan on every Apply and
 	// Verify (seconds each); it has its own test, TestPatchedOnRootfs.
 	var cs []provision.Control
-	for _, c := range Controls(p) {
-		if c.ID() != PatchedID {
+	for _, c := range Controls(p, provision.Instance) {
+		if c.Meta().ID != PatchedID {
 			cs = append(cs, c)
 		}
 	}

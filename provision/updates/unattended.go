@@ -28,7 +28,7 @@ var timers = []check.Unit{
 	{Name: "apt-daily-upgrade.timer", Target: "timers.target"},
 }
 
-var uuMeta = check.Meta{
+var uuMeta = provision.Meta{
 	ID:    "updates.unattended",
 	Title: "Security updates installed automatically on the policy's schedule",
 	Rows:  rows,
@@ -58,9 +58,7 @@ type Unattended struct {
 	LockTimeout time.Duration // policy apply.dpkg_lock_timeout
 }
 
-func (u *Unattended) ID() string     { return uuMeta.ID }
-func (u *Unattended) Title() string  { return uuMeta.Title }
-func (u *Unattended) Rows() []string { return uuMeta.Rows }
+func (*Unattended) Meta() provision.Meta { return uuMeta }
 
 // distro reads ID from the target's os-release: the origin syntax differs.
 func distro(h host.Host) (string, error) {

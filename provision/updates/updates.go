@@ -17,19 +17,17 @@ import (
 	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
-	"github.com/bulwark-appliance/bulwark/provision/check"
 )
 
 // Family is the updates family for provision/all.
 var Family = provision.Family{Name: "updates", Controls: Controls}
 
 // Controls builds the family's controls from the policy.
-func Controls(p *policies.Policy) []provision.Control {
-	return []provision.Control{
-		&Unattended{Updates: p.Updates, LockTimeout: p.Apply.DpkgLockTimeout.Duration},
-		&Needrestart{},
-		&Patched{LockTimeout: p.Apply.DpkgLockTimeout.Duration},
-	}
+func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
+	// Both wait the policy's bounded time for dpkg's lock, which the
+	// system's own apt timers may hold.
+	lock := p.Apply.DpkgLockTimeout.Duration
+	return []provision.Control{&Unattended{Updates: p.Updates, LockTimeout: lock}, &Needrestart{}, &Patched{LockTimeout: lock}}
 }
 
 var rows = []string{"SOC2:CC7", "SOC2:CC8", "SOX:Update Mechanism", "SOX:Vulnerability Management"}
@@ -43,7 +41,7 @@ var packages = []struct{ name, binary string }{
 
 // ensurePackages installs whichever package is missing, waiting (bounded)
 // for the dpkg lock first: unattended-upgrades itself may hold it.
-func ensurePackages(ctx context.Context, h host.Host, m check.Meta, timeout time.Duration) error {
+func ensurePackages(ctx context.Context, h host.Host, m provision.Meta, timeout time.Duration) error {
 	var missing []string
 	for _, p := range packages {
 		if _, err := h.Stat(p.binary); err != nil {
@@ -67,7 +65,7 @@ func ensurePackages(ctx context.Context, h host.Host, m check.Meta, timeout time
 // under a running upgrade would change its behaviour half-way. When every
 // file already matches there is nothing to wait for, so an idempotent
 // rerun never blocks on apt. It never kills the holder.
-func waitForAptIdle(ctx context.Context, h host.Host, m check.Meta, timeout time.Duration, files []struct {
+func waitForAptIdle(ctx context.Context, h host.Host, m provision.Meta, timeout time.Duration, files []struct {
 	path string
 	data []byte
 }) error {

@@ -30,12 +30,19 @@ func NewHost(t testing.TB, root string, opts ...host.Option) *host.Local {
 func Apply(t testing.TB, root string, cs []provision.Control, opts ...host.Option) *host.Local {
 	t.Helper()
 	h := NewHost(t, root, opts...)
+	ApplyHost(t, h, cs)
+	return h
+}
+
+// ApplyHost runs every control's Apply on h, which may be any host (a
+// live one in a test's network namespace, say).
+func ApplyHost(t testing.TB, h host.Host, cs []provision.Control) {
+	t.Helper()
 	for _, c := range cs {
 		if err := c.Apply(context.Background(), h); err != nil {
-			t.Fatalf("Apply %s: %v", c.ID(), err)
+			t.Fatalf("Apply %s: %v", c.Meta().ID, err)
 		}
 	}
-	return h
 }
 
 // Verify runs every control's Verify.
@@ -161,25 +168,80 @@ type Breakage struct {
 	Control  string // the control whose finding must fail
 	Property string // that finding's property
 	Evidence string // text its evidence must show
+	// Status the finding must have; empty means provision.Fail (a
+	// warning, for a breakage the control only warns about).
+	Status provision.Status
+	// Check, when set, makes further assertions on that finding.
+	Check func(t *testing.T, f provision.Finding)
 	// Cleanup undoes what Apply does not own (a foreign file bulwark must
 	// not delete), before Apply repairs the rest.
 	Cleanup func(t *testing.T)
 }
 
-// RequireBreakable runs each breakage as a subtest: break, Verify must
-// fail the named property of the named control with the evidence, then
-// Apply repairs and every finding passes again.
+// Rig is the system a family's breakages run on: how a run opens it, and
+// what its repaired state may report.
+type Rig struct {
+	// Host opens a fresh host on the system; every Verify and Apply gets
+	// its own, as every bulwark run does.
+	Host func(t testing.TB) host.Host
+	// Allow accepts a repaired finding that is not a pass (a reasoned
+	// warning or not-applicable the test system cannot help); nil accepts
+	// passes only.
+	Allow func(f provision.Finding) bool
+	// Repaired, when set, checks the changes the repairing Apply recorded.
+	Repaired func(t *testing.T, changes []host.Change)
+}
+
+// Offline is the rig over an offline root: each run a fresh NewHost.
+func Offline(root string) Rig {
+	return Rig{Host: func(t testing.TB) host.Host { return NewHost(t, root) }}
+}
+
+// RequireBreakable runs each breakage as a subtest on the offline root:
+// see RequireBreakableOn.
 func RequireBreakable(t *testing.T, root string, cs []provision.Control, tests []Breakage) {
+	RequireBreakableOn(t, Offline(root), cs, tests)
+}
+
+// RequireBreakableOn runs each breakage as a subtest on the rig: break,
+// Verify must fail (or give the breakage's Status to) the named property
+// of the named control with the evidence, then Apply repairs and every
+// finding passes (or is one the rig allows) again.
+func RequireBreakableOn(t *testing.T, r Rig, cs []provision.Control, tests []Breakage) {
 	for _, tt := range tests {
 		t.Run(tt.Name, func(t *testing.T) {
 			tt.Break(t)
-			f := Find(t, Verify(NewHost(t, root), cs), tt.Control, tt.Property)
-			RequireBroken(t, f, provision.Fail, tt.Evidence)
+			f := Find(t, Verify(r.Host(t), cs), tt.Control, tt.Property)
+			want := tt.Status
+			if want == "" {
+				want = provision.Fail
+			}
+			RequireBroken(t, f, want, tt.Evidence)
+			if tt.Check != nil {
+				tt.Check(t, f)
+			}
 			if tt.Cleanup != nil {
 				tt.Cleanup(t)
 			}
-			RequireOK(t, Verify(Apply(t, root, cs), cs), false)
+			h := r.Host(t)
+			ApplyHost(t, h, cs)
+			if r.Repaired != nil {
+				r.Repaired(t, h.Changes())
+			}
+			r.RequireOK(t, Verify(h, cs))
 		})
+	}
+}
+
+// RequireOK is RequireOK with the rig's allowance: every finding passes or
+// is one the rig allows.
+func (r Rig) RequireOK(t testing.TB, fs []provision.Finding) {
+	t.Helper()
+	for _, f := range fs {
+		if f.Status == provision.Pass || (r.Allow != nil && r.Allow(f)) {
+			continue
+		}
+		t.Errorf("%s %s: %s, actual %q: %s; evidence %s", f.ControlID, f.Property, f.Status, f.Actual, f.Reason, EvidenceText(f))
 	}
 }
 
