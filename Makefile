@@ -37,9 +37,13 @@ help: ## list the targets
 deps: ## install missing Debian packages (root)
 	@scripts/install-deps.sh
 
-build: ## build bin/bulwark and bin/transferd (static)
+# bulwark-deploy (Pulumi) is its own binary, so bulwark links no Pulumi
+# and its start stays fast; `bulwark deploy` runs the one beside it. Only
+# the operator's host needs it: the image gets bulwark and transferd.
+build: ## build bin/bulwark, bin/bulwark-deploy and bin/transferd (static)
 	@mkdir -p $(BIN)
 	$(STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/bulwark ./cmd/bulwark
+	$(STATIC) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/bulwark-deploy ./cmd/bulwark-deploy
 	$(STATIC) GOFIPS140=v1.0.0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/transferd ./cmd/transferd
 
 # packer and its qemu plugin are needed by tests/packer_test.go (validate).

@@ -30,6 +30,7 @@ E2E_POLICY   ?= $(CURDIR)/tests/testdata/e2e-policy.yaml
 base-image:
 	@mkdir -p $(OUT)
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/bulwark ./cmd/bulwark
+	CGO_ENABLED=0 go build -trimpath -o $(BIN)/bulwark-deploy ./cmd/bulwark-deploy
 	$(BIN)/bulwark image base --out-json $(OUT)/base.json
 
 image:

@@ -21,6 +21,10 @@ import (
 // hooks have no place in a production process. Test helpers that need
 // testing live in their own *test packages (internal/qemu/qemutest,
 // provision/check/checktest) so the packages beside them stay clean.
+//
+// And bulwark links no Pulumi (issue 22): Go runs every linked package's
+// init on each start, Pulumi's cost ~100 ms per bulwark run on the host
+// and ~1 s under TCG, where verify runs; deploy is bulwark-deploy's.
 
 // layerModule is the module path the rules are written against.
 const layerModule = "github.com/bulwark-appliance/bulwark"
@@ -42,8 +46,15 @@ var layerForbidden = map[string][]string{
 }
 
 // layerNoTesting lists the binaries (module-relative) that must not link
-// package testing: the two the appliance ships.
-var layerNoTesting = []string{"cmd/bulwark", "cmd/transferd"}
+// package testing: the two the appliance ships, and bulwark-deploy, which
+// make build installs beside bulwark.
+var layerNoTesting = []string{"cmd/bulwark", "cmd/bulwark-deploy", "cmd/transferd"}
+
+// layerNoLink lists, for a binary (module-relative), the import path
+// prefixes it must not link.
+var layerNoLink = map[string][]string{
+	"cmd/bulwark": {"github.com/pulumi/"},
+}
 
 // under reports whether path is tree or a package below it, both given
 // relative to the module.
@@ -55,7 +66,7 @@ func under(path, tree string) bool {
 // package's non-test dependencies transitively (what gets linked) and its
 // test files' direct imports (a test in internal/ importing provision/ is
 // the same inversion, only compiled less often).
-func layerViolations(pkgs []layerPkg, module string, forbidden map[string][]string, noTesting []string) []string {
+func layerViolations(pkgs []layerPkg, module string, forbidden map[string][]string, noTesting []string, noLink map[string][]string) []string {
 	rel := func(p string) (string, bool) {
 		if p == module {
 			return "", true
@@ -92,6 +103,17 @@ func layerViolations(pkgs []layerPkg, module string, forbidden map[string][]stri
 		}
 		if slices.Contains(noTesting, from) && slices.Contains(p.Deps, "testing") {
 			out = append(out, fmt.Sprintf("%s links testing (a shipped binary must not; move the helper to a *test package)", from))
+		}
+		for _, prefix := range noLink[from] {
+			var linked []string
+			for _, d := range p.Deps {
+				if strings.HasPrefix(d, prefix) {
+					linked = append(linked, d)
+				}
+			}
+			if len(linked) > 0 {
+				out = append(out, fmt.Sprintf("%s links %d packages under %s, e.g. %s (it must not; such code goes in its own binary)", from, len(linked), prefix, linked[0]))
+			}
 		}
 	}
 	slices.Sort(out)
@@ -144,10 +166,15 @@ func TestLayering(t *testing.T) {
 			t.Errorf("go list did not report %s; update layerNoTesting", bin)
 		}
 	}
+	for bin := range layerNoLink {
+		if !slices.Contains(seen, layerModule+"/"+bin) {
+			t.Errorf("go list did not report %s; update layerNoLink", bin)
+		}
+	}
 	if !slices.ContainsFunc(seen, func(p string) bool { return strings.HasPrefix(p, layerModule+"/internal/") }) {
 		t.Errorf("go list reported no package under internal/")
 	}
-	for _, v := range layerViolations(pkgs, layerModule, layerForbidden, layerNoTesting) {
+	for _, v := range layerViolations(pkgs, layerModule, layerForbidden, layerNoTesting, layerNoLink) {
 		t.Error(v)
 	}
 }
@@ -158,6 +185,7 @@ func TestLayerViolations(t *testing.T) {
 	const m = "example.com/m"
 	forbidden := map[string][]string{"internal": {"provision", "cmd"}}
 	noTesting := []string{"cmd/app"}
+	noLink := map[string][]string{"cmd/app": {"github.com/pulumi/"}}
 	cases := []struct {
 		name string
 		pkgs []layerPkg
@@ -207,10 +235,24 @@ func TestLayerViolations(t *testing.T) {
 				{ImportPath: m + "/cmd/tool", Deps: []string{"testing"}},
 			},
 		},
+		{
+			name: "binary links a forbidden module",
+			pkgs: []layerPkg{
+				{ImportPath: m + "/cmd/app", Deps: []string{"os", "github.com/pulumi/pulumi/sdk/v3/go/auto", "github.com/pulumi/pulumi/sdk/v3/go/common/workspace"}},
+			},
+			want: []string{"cmd/app links 2 packages under github.com/pulumi/, e.g. github.com/pulumi/pulumi/sdk/v3/go/auto (it must not; such code goes in its own binary)"},
+		},
+		{
+			name: "only the listed binaries are held to their no-link prefixes",
+			pkgs: []layerPkg{
+				{ImportPath: m + "/cmd/deploy", Deps: []string{"github.com/pulumi/pulumi/sdk/v3/go/auto"}},
+				{ImportPath: m + "/cmd/app", Deps: []string{"github.com/pulumix/other", "github.com/bulwark/pulumi"}},
+			},
+		},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := layerViolations(c.pkgs, m, forbidden, noTesting)
+			got := layerViolations(c.pkgs, m, forbidden, noTesting, noLink)
 			if !slices.Equal(got, c.want) {
 				t.Errorf("violations:\n got %q\nwant %q", got, c.want)
 			}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,6 +31,8 @@ import (
 // a file backend: up (health-checked), reachable, a policy change that
 // previews as an update of exactly the changed network rule, then
 // --destroy, after which no QEMU process, disk or stack state is left.
+// bulwark runs the bulwark-deploy built beside it, as make build installs
+// them, which also serves the provider.
 //
 // With BULWARK_IMAGE (a `make image` qcow2; `make e2e` sets it) the
 // health check is transferd's /healthz over HTTPS on 443, through nginx;
@@ -56,6 +59,7 @@ func TestLiveDeployLocal(t *testing.T) {
 		t.Fatalf("pulumi CLI: %v (make pulumi)", err)
 	}
 	bin := offBuildBulwark(t)
+	deployBin := buildBeside(t, bin, "bulwark-deploy")
 	state := t.TempDir()
 	args := []string{"deploy", "--target", "local", "--state", state, "--pulumi", pulumiBin, "--memory", "1024"}
 	machine := local.Config{Image: os.Getenv("BULWARK_IMAGE"), Health: "https", Firmware: string(qemu.SecureBoot)}
@@ -85,7 +89,7 @@ func TestLiveDeployLocal(t *testing.T) {
 	}
 
 	t.Run("admin CIDR change previews as an update of exactly that rule", func(t *testing.T) {
-		previewPolicyChange(t, bin, state, pulumiBin, machine)
+		previewPolicyChange(t, deployBin, state, pulumiBin, machine)
 	})
 
 	start = time.Now()
@@ -106,6 +110,18 @@ func TestLiveDeployLocal(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("stack state left after --destroy: %v", left)
 	}
+}
+
+// buildBeside builds ./cmd/<name> next to bin, where bulwark looks for
+// its sibling binaries first, and returns its path.
+func buildBeside(t *testing.T, bin, name string) string {
+	t.Helper()
+	out := filepath.Join(filepath.Dir(bin), name)
+	cmd := exec.Command("go", "build", "-o", out, "github.com/bulwark-appliance/bulwark/cmd/"+name)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", name, err, b)
+	}
+	return out
 }
 
 // deployedVM reads pid, dir and ports from the deploy output.
@@ -171,9 +187,10 @@ func reachable(t *testing.T, health string, ports map[int]int) {
 }
 
 // previewPolicyChange adds an admin network and previews through the
-// Automation API: the only step that is not "same" must be an update of
+// Automation API, with deployBin (bulwark-deploy) serving the provider:
+// the only step that is not "same" must be an update of
 // <name>-in-tcp-<admin_port>.
-func previewPolicyChange(t *testing.T, bin, state, pulumiBin string, machine local.Config) {
+func previewPolicyChange(t *testing.T, deployBin, state, pulumiBin string, machine local.Config) {
 	p, err := policies.Load("")
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +198,7 @@ func previewPolicyChange(t *testing.T, bin, state, pulumiBin string, machine loc
 	p.Network.WebAdminNetworks = append(p.Network.WebAdminNetworks, policies.Prefix{Prefix: netip.MustParsePrefix("203.0.113.0/24")})
 	machine.MemoryMiB, machine.CPUs, machine.HealthPath, machine.BootTimeoutSeconds = 1024, 2, "/healthz", 900
 	d := &local.Deploy{Stack: "local", StateDir: state, Policy: p, Machine: machine,
-		ProviderCmd: []string{bin, "__deploy-provider"}, PulumiBin: pulumiBin}
+		ProviderCmd: []string{deployBin, "__deploy-provider"}, PulumiBin: pulumiBin}
 	ch := make(chan events.EngineEvent, 4096)
 	var log strings.Builder
 	if _, err := d.Preview(context.Background(), &log, ch); err != nil {

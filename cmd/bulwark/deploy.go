@@ -3,140 +3,153 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
-	"slices"
-	"time"
+	"syscall"
 
-	"github.com/pulumi/pulumi/sdk/v3/go/auto"
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-appliance/bulwark/deploy/local"
 	"github.com/bulwark-appliance/bulwark/internal/exitcode"
 )
 
-// providerCommand is the hidden subcommand the engine runs (through the
-// pulumi-resource-bulwark shim) to serve the local provider.
-const providerCommand = "__deploy-provider"
+// deployBinary does the work of `bulwark deploy`. It is its own binary so
+// that bulwark does not link Pulumi: Go runs every linked package's init
+// on each start, and Pulumi's added about 100 ms to every bulwark run (a
+// second under TCG, where the appliance's verify runs).
+const deployBinary = "bulwark-deploy"
 
-type deployFlags struct {
-	target, stack, state, pulumiBin string
-	destroy, preview                bool
-	machine                         local.Config
-}
+// noDeployBinary is what `bulwark deploy` says when bulwark-deploy is absent.
+const noDeployBinary = "bulwark deploy needs " + deployBinary + " next to bulwark or on PATH (make build installs it)"
 
-// newDeployCmd is `bulwark deploy`.
-func newDeployCmd(g *rootFlags) *cobra.Command {
-	var f deployFlags
+// newDeployCmd is `bulwark deploy`: it runs bulwark-deploy with the same
+// arguments, the persistent flags given before "deploy" (--policy)
+// included, and exits with its code.
+func newDeployCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "deploy",
-		Short: "Deploy the appliance with Pulumi (local QEMU target)",
-		Long: `Run the appliance component through Pulumi's Automation API with an
-inline program and a file:// backend in --state. --target local starts the
-image under QEMU (a copy-on-write overlay, a blank data disk, the secret
-user data with the per-instance LUKS key over fw_cfg) and waits until it is
-healthy. --preview shows the plan, --destroy removes the VM, its disks and
-the stack. The passphrase comes from PULUMI_CONFIG_PASSPHRASE or is
-generated into <state>/passphrase (mode 0600).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd, g, f) },
+		Short: "Deploy the appliance with Pulumi (local QEMU target; runs " + deployBinary + ")",
+		Long: `Deploy the appliance with Pulumi: bulwark deploy runs ` + deployBinary + `, found
+next to this bulwark or else on PATH, with the same arguments (--policy
+included), and exits with its code. ` + deployBinary + ` is its own binary so that
+bulwark does not link Pulumi; make build installs both.`,
+		// Every argument goes to bulwark-deploy as given.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if wantsHelp(args) {
+				return deployHelp(cmd)
+			}
+			return runDeployBinary(cmd, args)
+		},
 	}
-	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "local", "deployment target (only `local` runs from here; AWS: deploy/aws/program)")
-	fl.StringVar(&f.stack, "stack", "local", "stack `NAME`")
-	fl.StringVar(&f.state, "state", defaultState(), "state `DIR` (file backend, passphrase, VM disks)")
-	fl.StringVar(&f.pulumiBin, "pulumi", "", "pulumi CLI `PATH` (default: on PATH)")
-	fl.BoolVar(&f.destroy, "destroy", false, "tear the deployment down and remove the stack")
-	fl.BoolVar(&f.preview, "preview", false, "show the plan only")
-	m := &f.machine
-	fl.StringVar(&m.Image, "image", "", "boot image `QCOW2`")
-	fl.StringVar(&m.Firmware, "firmware", "uefi-secureboot", "firmware the VM boots the image's own bootloader with: uefi-secureboot (OVMF, Secure Boot enforced, as clouds), uefi, or bios (SeaBIOS)")
-	fl.IntVar(&m.MemoryMiB, "memory", 2048, "guest memory `MiB`")
-	fl.IntVar(&m.CPUs, "cpus", 2, "guest CPUs")
-	fl.StringVar(&m.Health, "health", "https", "health check: https (GET on 443) or ssh (banner on 22, images without the service)")
-	fl.StringVar(&m.HealthPath, "health-path", "/healthz", "HTTPS health `PATH`")
-	fl.IntVar(&m.BootTimeoutSeconds, "boot-timeout", 900, "seconds to wait for health")
+	// `bulwark help deploy`; a help that stops early (| head) is no error.
+	cmd.SetHelpFunc(func(cmd *cobra.Command, _ []string) { _ = deployHelp(cmd) })
 	return cmd
 }
 
-// newDeployProviderCmd is the hidden provider the engine starts.
-func newDeployProviderCmd() *cobra.Command {
-	return &cobra.Command{
-		Use: providerCommand, Hidden: true, DisableFlagParsing: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			// The engine passes its address and flags; the SDK's Main
-			// parses them from os.Args.
-			os.Args = append([]string{local.PluginBinary}, args...)
-			return local.Serve(cmd.Context())
-		},
+// wantsHelp reports whether args ask for help, as cobra would read them:
+// -h or --help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help":
+			return true
+		}
 	}
+	return false
 }
 
-func defaultState() string {
-	if dir := os.Getenv("XDG_STATE_HOME"); dir != "" {
-		return filepath.Join(dir, "bulwark", "pulumi")
+// deployHelp prints what bulwark deploy does, then bulwark-deploy's own
+// help with every flag, or, without bulwark-deploy, that it is missing.
+func deployHelp(cmd *cobra.Command) error {
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "%s\n\nUsage:\n  bulwark deploy [flags]\n\n", cmd.Long)
+	bin, err := findDeployBinary()
+	if err != nil {
+		fmt.Fprintf(out, "%v.\n", err)
+		return nil
 	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".local", "state", "bulwark", "pulumi")
+	fmt.Fprintf(out, "The flags are %s's (%s --help):\n\n", deployBinary, bin)
+	return runDeployBinary(cmd, []string{"--help"})
 }
 
-func runDeploy(cmd *cobra.Command, g *rootFlags, f deployFlags) error {
-	if f.target != "local" {
-		return exitcode.UsageError(fmt.Errorf("deploy: --target %q: only local runs from bulwark deploy (AWS: pulumi up in deploy/aws/program)", f.target))
-	}
-	if f.destroy && f.preview {
-		return exitcode.UsageError(fmt.Errorf("deploy: --destroy and --preview exclude each other"))
-	}
-	p, err := g.loadPolicy()
+// runDeployBinary runs bulwark-deploy with args on the command's streams
+// and this process's stdin, passes on the signals that would stop
+// bulwark (so bulwark-deploy can end the Pulumi operation and bulwark
+// returns only after it), and returns its exit code.
+func runDeployBinary(cmd *cobra.Command, args []string) error {
+	bin, err := findDeployBinary()
 	if err != nil {
 		return err
 	}
+	c := exec.Command(bin, args...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	if err := c.Start(); err != nil {
+		return fmt.Errorf("deploy: run %s: %w", bin, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	for {
+		select {
+		case s := <-sig:
+			_ = c.Process.Signal(s) // it may have exited already
+		case err := <-done:
+			return childExit(bin, err)
+		}
+	}
+}
+
+// childExit turns bulwark-deploy's end into bulwark's: its exit code,
+// which it has explained on stderr itself, or for a death by signal the
+// shell's 128+signal with a line that says so.
+func childExit(bin string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("deploy: wait for %s: %w", bin, err)
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return &exitcode.Error{Code: 128 + int(ws.Signal()), Err: fmt.Errorf("deploy: %s: %w", bin, err)}
+	}
+	return exitcode.ChildExit(ee.ExitCode(), fmt.Errorf("deploy: %s: %w", bin, err))
+}
+
+// findDeployBinary is bulwark-deploy next to the running bulwark, else on
+// PATH.
+func findDeployBinary() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("deploy: own path for the provider shim: %w", err)
+		self = ""
 	}
-	if !f.destroy && f.machine.Image == "" {
-		return exitcode.UsageError(fmt.Errorf("deploy: --image is required (a qcow2 built by make image)"))
-	}
-	if f.machine.Image != "" {
-		if f.machine.Image, err = filepath.Abs(f.machine.Image); err != nil {
-			return exitcode.UsageError(err)
-		}
-	}
-	d := &local.Deploy{Stack: f.stack, StateDir: f.state, Policy: p, Machine: f.machine,
-		ProviderCmd: []string{self, providerCommand}, PulumiBin: f.pulumiBin}
-	ctx, out := cmd.Context(), cmd.OutOrStdout()
-	start := time.Now()
-	switch {
-	case f.destroy:
-		err = d.Destroy(ctx, out)
-	case f.preview:
-		_, err = d.Preview(ctx, out, nil)
-	default:
-		var res auto.UpResult
-		if res, err = d.Up(ctx, out); err == nil {
-			printOutputs(cmd, res.Outputs)
-		}
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "deploy: done in %s\n", time.Since(start).Round(100*time.Millisecond))
-	return nil
+	return lookDeployBinary(self, exec.LookPath)
 }
 
-func printOutputs(cmd *cobra.Command, outs auto.OutputMap) {
-	keys := make([]string, 0, len(outs))
-	for k := range outs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		v := any(outs[k].Value)
-		if outs[k].Secret {
-			v = "[secret]"
+// lookDeployBinary is findDeployBinary with the executable's path and the
+// PATH lookup given, for tests.
+func lookDeployBinary(self string, lookPath func(string) (string, error)) (string, error) {
+	if self != "" {
+		sibling := filepath.Join(filepath.Dir(self), deployBinary)
+		if isExecutable(sibling) {
+			return sibling, nil
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s: %v\n", k, v)
 	}
+	if p, err := lookPath(deployBinary); err == nil {
+		return p, nil
+	}
+	return "", errors.New(noDeployBinary)
+}
+
+func isExecutable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
 }

@@ -39,8 +39,8 @@ type Deploy struct {
 	StateDir string // file:// backend, passphrase file, plugin dir, VM dirs
 	Policy   *policies.Policy
 	Machine  Config
-	// ProviderCmd is the command that serves the provider (e.g. the bulwark
-	// binary and "__deploy-provider"); a PATH shim named
+	// ProviderCmd is the command that serves the provider (e.g. the
+	// bulwark-deploy binary and "__deploy-provider"); a PATH shim named
 	// pulumi-resource-bulwark runs it.
 	ProviderCmd []string
 	// PulumiBin is the pulumi CLI; empty looks it up on PATH.

@@ -347,7 +347,7 @@ func TestPassphraseAndShim(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 || p1 != p2 || len(p1) < 40 {
 		t.Fatalf("passphrase file %v mode %v, stable %v", err, fi.Mode(), p1 == p2)
 	}
-	if err := writeShim(dir, []string{"/opt/it's/bulwark", "__deploy-provider"}); err != nil {
+	if err := writeShim(dir, []string{"/opt/it's/bulwark-deploy", "__deploy-provider"}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("sh", "-n", filepath.Join(dir, PluginBinary)).CombinedOutput()

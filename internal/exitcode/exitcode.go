@@ -1,7 +1,8 @@
-// Package exitcode maps a command's error to its process exit code. bulwark
-// and transferd share it, so the codes the README documents hold for every
-// binary: 0 ok, 1 the work failed (or verify found a failure), 2 bad
-// arguments or a bad policy, and nothing was changed.
+// Package exitcode maps a command's error to its process exit code.
+// bulwark, bulwark-deploy and transferd share it, so the codes the README
+// documents hold for every binary: 0 ok, 1 the work failed (or verify
+// found a failure), 2 bad arguments or a bad policy, and nothing was
+// changed.
 package exitcode
 
 import (
@@ -24,6 +25,10 @@ const (
 type Error struct {
 	Code int
 	Err  error
+	// Reported says the message was already printed (by a child process
+	// whose exit status this is): Report returns the code and prints
+	// nothing.
+	Reported bool
 }
 
 func (e *Error) Error() string { return e.Err.Error() }
@@ -36,6 +41,17 @@ func UsageError(err error) error {
 		return nil
 	}
 	return &Error{Code: Usage, Err: err}
+}
+
+// ChildExit carries a child process's exit code out of a command that ran
+// it in its place (bulwark deploy running bulwark-deploy): the child has
+// already said what went wrong, so Report prints nothing. It returns nil
+// for code 0.
+func ChildExit(code int, err error) error {
+	if code == OK {
+		return nil
+	}
+	return &Error{Code: code, Err: err, Reported: true}
 }
 
 // cobraUsage are the starts of the messages cobra and pflag return for a
@@ -76,10 +92,12 @@ func Code(err error) int {
 	return Failed
 }
 
-// Report prints a non-nil err as "prog: err" on w and returns err's exit
-// code: what a command's main does with the error its tree returned.
+// Report prints a non-nil err as "prog: err" on w (unless a child process
+// already reported it, see ChildExit) and returns err's exit code: what a
+// command's main does with the error its tree returned.
 func Report(w io.Writer, prog string, err error) int {
-	if err != nil {
+	var e *Error
+	if err != nil && !(errors.As(err, &e) && e.Reported) {
 		fmt.Fprintf(w, "%s: %v\n", prog, err)
 	}
 	return Code(err)

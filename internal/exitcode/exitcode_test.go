@@ -75,6 +75,9 @@ func TestReport(t *testing.T) {
 		{nil, OK, ""},
 		{errors.New("verify: some findings failed"), Failed, "prog: verify: some findings failed\n"},
 		{UsageError(errors.New("site.yaml:7:5: invalid CIDR")), Usage, "prog: site.yaml:7:5: invalid CIDR\n"},
+		// The child printed its own error: only its code comes through.
+		{ChildExit(3, errors.New("bulwark-deploy: exit status 3")), 3, ""},
+		{fmt.Errorf("deploy: %w", ChildExit(Usage, errors.New("exit status 2"))), Usage, ""},
 	}
 	for _, tc := range tests {
 		var b bytes.Buffer
@@ -84,6 +87,9 @@ func TestReport(t *testing.T) {
 	}
 	if UsageError(nil) != nil {
 		t.Error("UsageError(nil) is not nil")
+	}
+	if ChildExit(OK, nil) != nil {
+		t.Error("ChildExit(OK, nil) is not nil")
 	}
 }
 
