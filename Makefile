@@ -29,7 +29,7 @@ include mk/tools.mk
 -include mk/image.mk
 
 .PHONY: help deps build build-tests test-harness test test-unit test-live e2e image check vet fmt-check \
-        staticcheck vulncheck bench bench-boot bench-verify fuzz clean base-rootfs
+        staticcheck vulncheck bench bench-boot bench-verify bench-ready fuzz clean base-rootfs
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -135,6 +135,7 @@ bench: deps ## benchmarks, reported as ratios against references run alongside
 	$(GO) test -run '^$$' -bench . -benchtime 5x -count 5 ./provision/firewall/
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCH_N)x -count 1 -timeout 90m ./transfer/api/ -args -bench.size=$(BENCH_SIZE)
 	@$(MAKE) --no-print-directory bench-verify
+	@$(MAKE) --no-print-directory bench-ready
 
 # Firmware boot against direct kernel boot of the same base disk, BOOTS
 # times each way alternating, as median ratios (TestLiveBootTime).
@@ -155,6 +156,20 @@ bench-verify: deps ## verify's median wall time in the e2e image, against lynis 
 	BULWARK_LONG=1 BULWARK_VERIFY_RUNS=$(VERIFY_RUNS) BULWARK_LYNIS_RUNS=$(LYNIS_RUNS) BULWARK_E2E_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
 		$(GO) test -count=1 -timeout 4h -v -run '^TestLiveVerifyBench$$' ./tests/
+
+# The built image's first boot to HTTPS on 443 answering, with the data
+# key delivered over fw_cfg and without one (the volume stays locked, nginx
+# answers), against the bare base disk's boot to its SSH banner,
+# READY_BOOTS times each way alternating, each a first boot
+# (TestLiveBootReady): the medians and ready − bare against issue 22's
+# goal of +15 s. No image, no number: it says so, and fails under CI=true.
+READY_BOOTS ?= 3
+bench-ready: deps ## first boot to HTTPS on 443 (key delivered, and none) against the bare base's boot to SSH (needs make e2e's image)
+	@if [ ! -f "$(E2E_IMAGE)" ]; then echo "bench-ready: no e2e image at $(E2E_IMAGE) (run make e2e): NOT measured"; \
+		[ "$$CI" != true ] || exit 1; exit 0; fi; \
+	BULWARK_LONG=1 BULWARK_READY_BOOTS=$(READY_BOOTS) BULWARK_E2E_IMAGE=$(E2E_IMAGE) \
+	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
+		$(GO) test -count=1 -timeout 3h -v -run '^TestLiveBootReady$$' ./tests/
 
 FUZZTIME ?= 15s
 fuzz: ## run every fuzz target for FUZZTIME each (default 15s)

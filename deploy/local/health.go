@@ -52,7 +52,7 @@ func waitHealthy(ctx context.Context, st MachineState, d qemu.Detached, log logF
 func healthProbe(st MachineState, d qemu.Detached) (func(context.Context) error, string) {
 	if st.Health == "ssh" {
 		addr := fmt.Sprintf("127.0.0.1:%d", d.Ports[22])
-		return func(ctx context.Context) error { return sshBanner(ctx, addr) }, "ssh " + addr
+		return func(ctx context.Context) error { return SSHBanner(ctx, addr) }, "ssh " + addr
 	}
 	path := st.HealthPath
 	if path == "" {
@@ -62,16 +62,21 @@ func healthProbe(st MachineState, d qemu.Detached) (func(context.Context) error,
 	return func(ctx context.Context) error { return httpsHealth(ctx, u) }, u
 }
 
-// sshBanner reads the server's identification line: only a listening sshd
-// in the guest sends one.
-func sshBanner(ctx context.Context, addr string) error {
+// SSHBanner reads the server's identification line: only a listening sshd
+// in the guest sends one. It waits at most 10 s, or until ctx's deadline
+// if that is sooner.
+func SSHBanner(ctx context.Context, addr string) error {
 	var dialer net.Dialer
 	c, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	deadline := time.Now().Add(10 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = c.SetDeadline(deadline)
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
 		return fmt.Errorf("no SSH banner: %w", err)

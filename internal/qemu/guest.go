@@ -34,6 +34,8 @@ type Guest struct {
 	conn    *sshConn
 	console string // console log saved by Close, after WorkDir is gone
 	closed  bool
+	// Launched is when QEMU was started: readiness is timed from here.
+	Launched time.Time
 	// BootTime is how long the first boot took from QEMU start to SSH.
 	BootTime time.Duration
 }
@@ -41,12 +43,28 @@ type Guest struct {
 // Start boots a guest and returns once SSH answers with the build key, or
 // an error carrying the console log's tail. The caller must Close it.
 func Start(ctx context.Context, opts Options) (*Guest, error) {
-	opts, err := opts.withDefaults()
+	if opts.Signer.Signer == nil {
+		return nil, fmt.Errorf("qemu: Options.Signer has no key (use LoadOrCreateKey)")
+	}
+	g, err := Launch(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	if opts.Signer.Signer == nil {
-		return nil, fmt.Errorf("qemu: Options.Signer has no key (use LoadOrCreateKey)")
+	if err := g.WaitSSH(ctx); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Launch starts QEMU and returns at once, without waiting for the guest:
+// its forwarded ports are known from here, so a caller can time whatever
+// answers first (a web front may come up before sshd). WaitSSH then logs
+// in as Start does. The caller must Close it.
+func Launch(_ context.Context, opts Options) (*Guest, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	if _, err := exec.LookPath(opts.Binary); err != nil {
 		return nil, fmt.Errorf("qemu: %s not on PATH: %w", opts.Binary, err)
@@ -74,13 +92,22 @@ func Start(ctx context.Context, opts Options) (*Guest, error) {
 		g.Close()
 		return nil, err
 	}
-	start := time.Now()
-	if err := g.waitSSH(ctx, ""); err != nil {
-		g.Close()
-		return nil, err
-	}
-	g.BootTime = time.Since(start)
+	g.Launched = time.Now()
 	return g, nil
+}
+
+// WaitSSH waits (up to Options.BootTimeout) until a login with the build
+// key runs a command, and sets BootTime, measured from Launch. It does not
+// close the guest on failure.
+func (g *Guest) WaitSSH(ctx context.Context) error {
+	if g.opts.Signer.Signer == nil {
+		return fmt.Errorf("qemu: Options.Signer has no key (use LoadOrCreateKey)")
+	}
+	if err := g.waitSSH(ctx, ""); err != nil {
+		return err
+	}
+	g.BootTime = time.Since(g.Launched)
+	return nil
 }
 
 func makePlan(dir string, forward []int) (Plan, error) {

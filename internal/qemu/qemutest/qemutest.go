@@ -24,6 +24,24 @@ func Boot(t testing.TB, opts qemu.Options) *qemu.Guest {
 		t.Fatalf("boot guest: %v", err)
 	}
 	t.Logf("guest up: SSH on 127.0.0.1:%d after %s", g.ForwardedPort(22), g.BootTime.Round(100*time.Millisecond))
+	cleanup(t, g)
+	return g
+}
+
+// Launch is qemu.Launch for tests: QEMU is started and the guest not
+// waited for (time what answers first, then g.WaitSSH to log in), with
+// Boot's cleanup.
+func Launch(t testing.TB, opts qemu.Options) *qemu.Guest {
+	t.Helper()
+	g, err := qemu.Launch(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("launch guest: %v", err)
+	}
+	cleanup(t, g)
+	return g
+}
+
+func cleanup(t testing.TB, g *qemu.Guest) {
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("guest console (last 60 lines):\n%s", g.ConsoleTail(60))
@@ -32,7 +50,6 @@ func Boot(t testing.TB, opts qemu.Options) *qemu.Guest {
 			t.Errorf("close guest: %v", err)
 		}
 	})
-	return g
 }
 
 // MustRun runs cmd on g and fails the test unless it exits 0; it returns
