@@ -57,7 +57,7 @@ func TestLiveVerifyBench(t *testing.T) {
 	})
 	// Measure the settled appliance: the volume unlocked and nginx up, as
 	// an operator's verify meets it.
-	e2eWaitUnit(t, g, luks.UnitName)
+	waitBootSettled(t, g, luks.UnitName)
 	e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
 	upload(t, g, bins["bulwark"], "/tmp/bulwark-bench")
 	benchMust(t, g, "sudo -n install -m 0755 /tmp/bulwark-bench "+benchGuestBin)

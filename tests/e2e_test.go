@@ -135,7 +135,7 @@ func TestE2E(t *testing.T) {
 			if f.ext == ".vmdk" {
 				// No key is delivered to this boot: it must fail closed.
 				t.Run("no key delivered: the volume stays locked and /healthz says why", func(t *testing.T) {
-					e2eWaitUnit(t, g, luks.UnitName)
+					waitBootSettled(t, g, luks.UnitName)
 					e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
 					e2eLocked(t, g)
 				})
@@ -187,7 +187,7 @@ func e2eQcow2(t *testing.T, in e2eInputs, rec *bootRecord) {
 	t.Run("build key gone", func(t *testing.T) { e2eBuildKeyGone(t, g, in) })
 	t.Run("host key made by this instance", func(t *testing.T) { e2eOwnHostKey(t, g, in) })
 	t.Run("verify passes", func(t *testing.T) {
-		e2eWaitUnit(t, g, luks.UnitName)
+		waitBootSettled(t, g, luks.UnitName)
 		code, res := e2eVerify(t, g)
 		if code != 0 || res.Failed() {
 			t.Fatalf("verify in the built image: exit %d, failed: %v", code, failedIDs(res))
@@ -256,22 +256,6 @@ func e2eKeyUserData(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// e2eWaitUnit waits until a boot-time oneshot has finished (active or
-// failed), so the test judges the boot's outcome, not a race with it.
-func e2eWaitUnit(t *testing.T, g *qemu.Guest, unit string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		switch st := strings.TrimSpace(guestRun(t, g, "systemctl is-active "+unit).Stdout); st {
-		case "active", "failed":
-			t.Logf("%s: %s", unit, st)
-			return
-		}
-		time.Sleep(3 * time.Second)
-	}
-	t.Fatalf("%s still not finished 5 minutes after boot", unit)
 }
 
 // e2eLocked: a boot with no key delivered, so the data volume must stay locked

@@ -141,6 +141,39 @@ func guestRun(t *testing.T, g *qemu.Guest, cmd string) qemu.Result {
 	return r
 }
 
+// waitBootSettled waits until unit's boot-time run is over (active or
+// failed) and then until systemd has finished the boot's start-up jobs, so
+// the test judges the boot's outcome and not a race with it. The unit alone
+// is not enough: PostgreSQL on the volume is still "activating" a few
+// seconds after bulwark-firstboot turns active, and a verify in that window
+// rightly reports it (seen in e2e on a loaded machine).
+func waitBootSettled(t *testing.T, g *qemu.Guest, unit string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		st := strings.TrimSpace(guestRun(t, g, "systemctl is-active "+unit).Stdout)
+		if st == "active" || st == "failed" {
+			t.Logf("%s: %s", unit, st)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still %q 10 minutes after boot", unit, st)
+		}
+		time.Sleep(3 * time.Second)
+	}
+	// "degraded" is a settled boot too: a boot with no key fails the unit
+	// on purpose.
+	st := strings.TrimSpace(guestRun(t, g, "timeout 300 systemctl is-system-running --wait || true").Stdout)
+	if st != "running" && st != "degraded" {
+		t.Fatalf("boot not settled 5 minutes after %s finished: system %q; jobs:\n%s", unit, st,
+			guestRun(t, g, "systemctl list-jobs --no-pager").Stdout)
+	}
+	if st == "degraded" {
+		st += ", failed: " + strings.Join(strings.Fields(guestRun(t, g, "systemctl --failed --no-legend --plain | cut -d' ' -f1").Stdout), " ")
+	}
+	t.Logf("system: %s", st)
+}
+
 // guestApply runs `bulwark apply --only only` in the guest and fails the
 // test unless it succeeds.
 func guestApply(t *testing.T, g *qemu.Guest, only string, extra ...string) string {

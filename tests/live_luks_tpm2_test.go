@@ -114,7 +114,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	// warm reboot under OVMF with Secure Boot and SMM sat silent for
 	// minutes under TCG here, before the firmware printed anything).
 	g = coldBoot(t, g, opts)
-	waitUnitSettled(t, g, luks.UnitName)
+	waitBootSettled(t, g, luks.UnitName)
 	if got := strings.TrimSpace(run(t, g, "cat "+p.LUKS.MountPoint+"/canary").Stdout); got != "secret-payload" {
 		t.Fatalf("after a boot with no key delivered the volume holds %q, want secret-payload\n%s", got,
 			run(t, g, "journalctl -b -u "+luks.UnitName+" --no-pager | tail -20").Stdout)
@@ -126,7 +126,7 @@ func TestLiveLUKSTPM2(t *testing.T) {
 	// locked and what lives on it stays down.
 	opts.Firmware = qemu.UEFI
 	g = coldBoot(t, g, opts)
-	waitUnitSettled(t, g, luks.UnitName)
+	waitBootSettled(t, g, luks.UnitName)
 	if out := run(t, g, "mokutil --sb-state 2>&1 || true").Stdout; !strings.Contains(out, "disabled") {
 		t.Fatalf("second firmware: mokutil --sb-state = %q, want disabled", out)
 	}
@@ -222,21 +222,6 @@ func findingText(fs []provision.Finding, property string) string {
 		}
 	}
 	return ""
-}
-
-// waitUnitSettled waits until unit's boot-time run is over (active or
-// failed), so the test judges the boot's outcome and not a race with it.
-func waitUnitSettled(t *testing.T, g *qemu.Guest, unit string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Minute)
-	for time.Now().Before(deadline) {
-		switch strings.TrimSpace(run(t, g, "systemctl is-active "+unit).Stdout) {
-		case "active", "failed":
-			return
-		}
-		time.Sleep(3 * time.Second)
-	}
-	t.Fatalf("%s still running after 10 minutes", unit)
 }
 
 func waitActive(t *testing.T, g *qemu.Guest, unit string) {
