@@ -250,6 +250,9 @@ func (g *Guest) waitSSH(ctx context.Context, notBoot string) error {
 		if err != nil && strings.Contains(err.Error(), "unable to authenticate") {
 			return fmt.Errorf("qemu: guest refused the build key as %s: %w", g.opts.User, err)
 		}
+		if perr := panicIn(g.ConsoleLog(), g.opts.Accel); perr != nil {
+			return fmt.Errorf("qemu: %w, before SSH was ready; console tail:\n%s", perr, g.ConsoleTail(60))
+		}
 		select {
 		case <-g.exited:
 			return fmt.Errorf("qemu: exited before SSH was ready (%v): %s\n%s", g.exitErr, g.stderrTail(), g.ConsoleTail(40))
