@@ -5,13 +5,12 @@ package tls
 import (
 	"context"
 	ctls "crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"os/exec"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,21 +114,48 @@ func weakSuites() []*ctls.CipherSuite {
 	return out
 }
 
-// weakSuitesFinding offers each weak suite alone: any handshake that
-// completes is a failure (AES-128-GCM among them).
+// weakSuitesFinding offers every weak suite in one handshake: a server
+// that completes it accepted one of them. It is then offered the rest
+// again, until it refuses, so every accepted suite is named: one
+// handshake when the front is right (there were 18, one per suite, each
+// an emulated connection in a TCG guest), and one more per suite it
+// should not have taken.
 func weakSuitesFinding(ctx context.Context, addr string) provision.Finding {
 	f := nginxMeta.Finding("TLS 1.2 suites outside the policy on "+addr, "each refused")
-	var accepted, refused []string
+	left := map[uint16]string{}
 	for _, cs := range weakSuites() {
-		_, err := handshake(ctx, addr, &ctls.Config{MinVersion: ctls.VersionTLS12, MaxVersion: ctls.VersionTLS12, CipherSuites: []uint16{cs.ID}})
-		if err == nil {
-			accepted = append(accepted, cs.Name)
-		} else {
-			refused = append(refused, cs.Name)
-		}
+		left[cs.ID] = cs.Name
 	}
-	ev := provision.Evidence{Source: "TLS 1.2 handshakes " + addr + ", one suite each",
-		Read: fmt.Sprintf("accepted: [%s]; refused: [%s]", strings.Join(accepted, " "), strings.Join(refused, " "))}
+	var accepted []string
+	var last error
+	for len(left) > 0 {
+		ids := make([]uint16, 0, len(left))
+		for id := range left {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids) // the same ClientHello every run
+		st, err := handshake(ctx, addr, &ctls.Config{MinVersion: ctls.VersionTLS12, MaxVersion: ctls.VersionTLS12, CipherSuites: ids})
+		if err != nil {
+			last = err
+			break
+		}
+		name, ok := left[st.CipherSuite]
+		if !ok { // a suite not offered: the loop would not end
+			last = fmt.Errorf("server chose %s, which was not offered", ctls.CipherSuiteName(st.CipherSuite))
+			accepted = append(accepted, ctls.CipherSuiteName(st.CipherSuite))
+			break
+		}
+		accepted = append(accepted, name)
+		delete(left, st.CipherSuite)
+	}
+	refused := make([]string, 0, len(left))
+	for _, name := range left {
+		refused = append(refused, name)
+	}
+	slices.Sort(accepted)
+	slices.Sort(refused)
+	ev := provision.Evidence{Source: "TLS 1.2 handshakes " + addr + ", offering the suites not yet accepted until refused",
+		Read: fmt.Sprintf("accepted: [%s]; refused: [%s]; last: %v", strings.Join(accepted, " "), strings.Join(refused, " "), last)}
 	if len(accepted) > 0 {
 		return check.Fail(f, "accepted "+strings.Join(accepted, " "), "ssl_ciphers lists a suite the policy does not allow", ev)
 	}
@@ -240,34 +266,37 @@ func adminAllowed(from string, networks []string) bool {
 	return false
 }
 
-// tls13AES128Finding offers TLS 1.3 with AES-128-GCM only. Go's client
-// cannot restrict its TLS 1.3 suites, so this one handshake is OpenSSL's
-// s_client (on the appliance image and every test machine).
+// tls13AES128Finding offers TLS 1.3 with AES-128-GCM alone, in one
+// ClientHello (see offerTLS13): a ServerHello is the suite accepted.
 func tls13AES128Finding(ctx context.Context, addr string) provision.Finding {
 	f := nginxMeta.Finding("TLS 1.3 AES-128 suite on "+addr, "refused")
-	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "openssl", "s_client", "-connect", addr, "-tls1_3", "-ciphersuites", "TLS_AES_128_GCM_SHA256")
-	cmd.Stdin = strings.NewReader("")
-	out, err := cmd.CombinedOutput()
-	src := "openssl s_client -connect " + addr + " -tls1_3 -ciphersuites TLS_AES_128_GCM_SHA256"
-	line := cipherLine(string(out))
+	src := "TLS 1.3 ClientHello to " + addr + " offering only TLS_AES_128_GCM_SHA256"
+	a, err := offerTLS13(ctx, addr, ctls.TLS_AES_128_GCM_SHA256)
 	switch {
-	case errors.Is(err, exec.ErrNotFound):
-		return check.Fail(f, "not probed", "openssl is needed for this check", provision.Evidence{Source: src, Read: err.Error()})
-	case err == nil && strings.Contains(line, "TLS_AES_128_GCM_SHA256"):
-		return check.Fail(f, "accepted", "ssl_conf_command Ciphersuites is missing: TLS 1.3 falls back to AES-128", provision.Evidence{Source: src, Read: line})
+	case err != nil:
+		return check.Pass(f, "refused", provision.Evidence{Source: src, Read: err.Error()})
+	case a.suite != 0:
+		return check.Fail(f, "accepted", "ssl_conf_command Ciphersuites is missing: TLS 1.3 falls back to AES-128",
+			provision.Evidence{Source: src, Read: "ServerHello chose " + ctls.CipherSuiteName(a.suite)})
 	}
-	return check.Pass(f, "refused", provision.Evidence{Source: src, Read: fmt.Sprintf("%v; %s", err, line)})
+	return check.Pass(f, "refused", provision.Evidence{Source: src, Read: fmt.Sprintf("alert %d (%s)", a.alert, alertName(a.alert))})
 }
 
-// cipherLine is s_client's verdict line, e.g. "New, TLSv1.3, Cipher is
-// TLS_AES_256_GCM_SHA384" or "New, (NONE), Cipher is (NONE)".
-func cipherLine(out string) string {
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "Cipher is") {
-			return strings.TrimSpace(l)
-		}
+// alertName names the alerts a refusing server sends (RFC 8446 6.2).
+func alertName(d uint8) string {
+	switch d {
+	case 40:
+		return "handshake_failure"
+	case 47:
+		return "illegal_parameter"
+	case 70:
+		return "protocol_version"
+	case 71:
+		return "insufficient_security"
+	case 80:
+		return "internal_error"
+	case 109:
+		return "missing_extension"
 	}
-	return "no cipher line"
+	return "unnamed"
 }

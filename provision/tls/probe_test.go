@@ -63,9 +63,15 @@ func TestProbeAgainstRealNginx(t *testing.T) {
 		{name: "AES-128 suite added", rendered: site, expect: site,
 			old: "ssl_ciphers ECDHE", new: "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE",
 			property: "TLS 1.2 suites outside the policy " + https, evidence: "accepted: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]"},
+		// Two weak suites: the probe names both, not only the one the
+		// server picks first.
+		{name: "two weak suites added", rendered: site, expect: site,
+			old: "ssl_ciphers ECDHE", new: "ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256:ECDHE",
+			property: "TLS 1.2 suites outside the policy " + https,
+			evidence: "accepted: [TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256 TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]"},
 		{name: "TLS 1.3 suites left at OpenSSL's default", rendered: site, expect: site,
 			old: "    ssl_conf_command Ciphersuites " + TLS13Suites + ";\n", new: "",
-			property: "TLS 1.3 AES-128 suite " + https, evidence: "Cipher is TLS_AES_128_GCM_SHA256"},
+			property: "TLS 1.3 AES-128 suite " + https, evidence: "ServerHello chose TLS_AES_128_GCM_SHA256"},
 		{name: "TLS 1.1 switched on", rendered: site, expect: site,
 			old: "ssl_protocols TLSv1.2", new: "ssl_protocols TLSv1.1 TLSv1.2",
 			property: "TLS 1.1 " + https, evidence: "negotiated TLS 1.1"},
