@@ -208,6 +208,7 @@ func e2eQcow2(t *testing.T, in e2eInputs, rec *bootRecord) {
 	})
 	t.Run("broken control fails verify", func(t *testing.T) { e2eBreakSSH(t, g) })
 	t.Run("initramfs holds the cloud drivers", func(t *testing.T) { rec.initrd(t, g) })
+	t.Run("database started once, on the seeded volume", func(t *testing.T) { e2eDatabaseStartedOnce(t, g) })
 	t.Run("no security update pending against the mirror", func(t *testing.T) { rec.patched(t, g) })
 }
 
@@ -256,6 +257,19 @@ func e2eKeyUserData(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// e2eDatabaseStartedOnce: on a keyed first boot the cluster starts once,
+// after bulwark-firstboot has put its data on the volume. Ordered only
+// after the volume's mount, it was started the moment the volume was
+// mounted, failed on the still-empty data directory, and was started
+// again by firstboot's ExecStartPost.
+func e2eDatabaseStartedOnce(t *testing.T, g *qemu.Guest) {
+	log := guestRun(t, g, "sudo -n journalctl -b -o cat --no-pager -u 'postgresql@*'").Stdout
+	starts := strings.Count(log, "Starting postgresql@")
+	if starts != 1 || strings.Contains(log, "Failed to start") {
+		t.Fatalf("the cluster was started %d times this boot, want once:\n%s", starts, log)
+	}
 }
 
 // e2eLocked: a boot with no key delivered, so the data volume must stay locked

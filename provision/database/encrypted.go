@@ -69,11 +69,18 @@ func (l Layout) renderVolumeConf(mountPoint string) []byte {
 // renderUnitDropIn: RequiresMountsFor= orders the cluster after the
 // volume's mount unit (luks.firstboot) and fails it with the mount, so a
 // locked volume keeps the server down instead of letting it start on, or
-// create, a directory on the root disk.
+// create, a directory on the root disk. After= the firstboot unit as well:
+// the mount unit turns active the moment firstboot mounts the volume,
+// before Seed has copied the cluster there, and the server started then
+// and failed ("… is not accessible or does not exist", seen on a first
+// boot of the e2e image, until firstboot's ExecStartPost started it again).
+// firstboot's own Before= names postgresql.service, which is Debian's
+// umbrella unit, not this cluster's.
 func (l Layout) renderUnitDropIn(mountPoint string) []byte {
 	return []byte("# Written by bulwark (control database.encrypted): the cluster starts only on\n" +
-		"# the mounted data volume; while the volume is locked it stays down.\n" +
-		"[Unit]\nRequiresMountsFor=" + l.VolumeDataDir(mountPoint) + "\n")
+		"# the mounted data volume, once first boot has put its data there; while the\n" +
+		"# volume is locked it stays down.\n" +
+		"[Unit]\nRequiresMountsFor=" + l.VolumeDataDir(mountPoint) + "\nAfter=" + luks.UnitName + "\n")
 }
 
 // Apply writes the conf.d file and the unit drop-in. Live, when the
