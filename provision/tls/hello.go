@@ -80,8 +80,11 @@ func parseAnswer(typ byte, body []byte) (helloAnswer, error) {
 		}
 		return helloAnswer{alert: body[1]}, nil
 	case recordHandshake:
-		if len(body) < 39 || body[0] != typeServerHello {
-			return helloAnswer{}, fmt.Errorf("handshake record is not a ServerHello (type %d, %d bytes)", body[0], len(body))
+		if len(body) == 0 || body[0] != typeServerHello {
+			return helloAnswer{}, fmt.Errorf("handshake record is not a ServerHello (%d bytes)", len(body))
+		}
+		if len(body) < 39 {
+			return helloAnswer{}, fmt.Errorf("ServerHello cut short: %d bytes", len(body))
 		}
 		sid := int(body[38])
 		if len(body) < 39+sid+2 {

@@ -30,6 +30,8 @@ func TestParseAnswer(t *testing.T) {
 		{"ServerHello, 32-byte session id", recordHandshake, serverHello(32, 0x1301), helloAnswer{suite: 0x1301}, ""},
 		{"ServerHello, empty session id", recordHandshake, serverHello(0, 0x1302), helloAnswer{suite: 0x1302}, ""},
 		{"short alert", recordAlert, []byte{2}, helloAnswer{}, "short alert"},
+		{"empty handshake record", recordHandshake, nil, helloAnswer{}, "not a ServerHello (0 bytes)"},
+		{"ServerHello shorter than its random", recordHandshake, serverHello(0, 0x1301)[:20], helloAnswer{}, "cut short: 20 bytes"},
 		{"not a ServerHello", recordHandshake, append([]byte{11}, make([]byte, 60)...), helloAnswer{}, "not a ServerHello"},
 		{"cut before the suite", recordHandshake, serverHello(32, 0x1301)[:72], helloAnswer{}, "cut short"},
 		{"application data", 23, []byte{1, 2, 3}, helloAnswer{}, "record type 23"},
