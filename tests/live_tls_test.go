@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/qemu"
 	"github.com/bulwark-appliance/bulwark/policies"
@@ -61,7 +60,7 @@ func TestLiveTLS(t *testing.T) {
 		requireProbe(t, e, tlsPolicyAdmitted, "TLS 1.2 suites outside the policy on "+e.HTTPS)
 		f := requireVerify(t, g, "tls", 1, admitted)
 		requireFailed(t, f, "ssl_ciphers", "AES128")
-		applyTLSThenProbe(t, g, admitted)
+		guestApply(t, g, "tls", admitted) // returns once the old workers are retired: no sleep
 		requireProbe(t, e, tlsPolicyAdmitted, "")
 	})
 	t.Run("transferd socket stopped", func(t *testing.T) {
@@ -81,24 +80,10 @@ func TestLiveTLS(t *testing.T) {
 		requireVerify(t, g, "transfer", 0, admitted)
 	})
 	t.Run("policy without the client's network: nginx denies", func(t *testing.T) {
-		applyTLSThenProbe(t, g, "--policy "+tlsPolicyDenied)
+		guestApply(t, g, "tls", "--policy "+tlsPolicyDenied)
 		requireProbe(t, e, tlsPolicyDenied, "")
 		guestApply(t, g, "tls", admitted)
 	})
-}
-
-// applyTLSThenProbe applies the tls family and gives nginx's reload a
-// second to take effect before the front is probed from outside, as the
-// hand-made reload above does. `nginx -s reload` returns once the master
-// has the signal; until its old workers have been told to stop, they still
-// accept connections with the old config. The weak-suite probe, one
-// handshake since it offers the suites together, ran inside that window
-// and met the old workers (CI, 2026-12-07). That apply returns before the
-// reload has taken effect is noted on issue 22, not fixed here.
-func applyTLSThenProbe(t *testing.T, g *qemu.Guest, policyArgs string) {
-	t.Helper()
-	guestApply(t, g, "tls", policyArgs)
-	time.Sleep(time.Second)
 }
 
 func endpoints(g *qemu.Guest) tls.Endpoints {

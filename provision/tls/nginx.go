@@ -52,8 +52,7 @@ func (c *Nginx) Apply(ctx context.Context, h host.Host) error {
 	}
 	// A reload keeps transfers in flight; a stopped nginx is started.
 	if h.Live() && len(h.Changes()) > before {
-		err := h.Exec(ctx, "reload nginx", "systemctl", "reload-or-restart", "nginx.service")
-		return nginxMeta.Wrap("reload nginx", err)
+		return nginxMeta.Wrap("reload nginx", reloadNginx(ctx, h))
 	}
 	return check.Converge(ctx, h, nginxMeta, false, "nginx.service")
 }
