@@ -2,7 +2,6 @@ package aws
 
 import (
 	"fmt"
-
 	"strconv"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
@@ -37,16 +36,26 @@ func Run(ctx *pulumi.Context) error {
 	if err != nil {
 		return err
 	}
+	// The key is asked for only where it is used: with tpm2 the instance
+	// seals its volume to its own TPM, and a configured key would sit in
+	// the stack's state for nothing.
 	key, ok := ctx.GetConfig("bulwark:luksKey")
-	if !ok {
-		return fmt.Errorf("aws: missing bulwark:luksKey (pulumi config set --secret bulwark:luksKey \"$(openssl rand -base64 48)\")")
+	var luksKey pulumi.StringInput
+	switch delivered := pol.LUKS.KeySource == policies.KeySourceDelivered; {
+	case delivered && !ok:
+		return fmt.Errorf("aws: missing bulwark:luksKey: policy luks.key_source is delivered (pulumi config set --secret bulwark:luksKey \"$(openssl rand -base64 48)\")")
+	case !delivered && ok:
+		return fmt.Errorf("aws: bulwark:luksKey is set, but policy luks.key_source is %s, which never uses it (pulumi config rm bulwark:luksKey)", pol.LUKS.KeySource)
+	case delivered:
+		luksKey = pulumi.ToSecret(pulumi.String(key)).(pulumi.StringOutput)
 	}
-	return Program(pol, target, pulumi.ToSecret(pulumi.String(key)).(pulumi.StringOutput))(ctx)
+	return Program(pol, target, luksKey)(ctx)
 }
 
 // Program deploys one appliance named after the stack and exports its
 // outputs. It takes everything as arguments so tests can run it under mocks.
-func Program(pol *policies.Policy, target *Target, luksKey pulumi.StringOutput) pulumi.RunFunc {
+// luksKey is nil when the policy's key source sends none.
+func Program(pol *policies.Policy, target *Target, luksKey pulumi.StringInput) pulumi.RunFunc {
 	return func(ctx *pulumi.Context) error {
 		app, err := appliance.NewAppliance(ctx, "bulwark-"+ctx.Stack(), &appliance.ApplianceArgs{
 			Policy:  pol,

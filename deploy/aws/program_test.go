@@ -2,6 +2,8 @@ package aws
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,7 +20,9 @@ func TestRunReadsStackConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"complete", map[string]string{"bulwark:imagePath": "IMAGE", "bulwark:luksKey": testKey}, ""},
-		{"no key", map[string]string{"bulwark:imagePath": "IMAGE"}, "bulwark:luksKey"},
+		{"no key", map[string]string{"bulwark:imagePath": "IMAGE"}, "missing bulwark:luksKey: policy luks.key_source is delivered"},
+		{"tpm2 needs no key", map[string]string{"bulwark:imagePath": "IMAGE", "bulwark:policyFile": "TPM2"}, ""},
+		{"tpm2 refuses a key it would not use", map[string]string{"bulwark:imagePath": "IMAGE", "bulwark:policyFile": "TPM2", "bulwark:luksKey": testKey}, "never uses it"},
 		{"no image", map[string]string{"bulwark:luksKey": testKey}, "bulwark:imagePath"},
 		{"bad retain", map[string]string{"bulwark:imagePath": "IMAGE", "bulwark:luksKey": testKey, "bulwark:backupRetainCount": "many"}, "backupRetainCount"},
 		{"missing policy file", map[string]string{"bulwark:imagePath": "IMAGE", "bulwark:luksKey": testKey, "bulwark:policyFile": "/nonexistent/site.yaml"}, "bulwark:policyFile"},
@@ -27,6 +31,12 @@ func TestRunReadsStackConfig(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.cfg["bulwark:imagePath"] == "IMAGE" {
 				tt.cfg["bulwark:imagePath"] = image(t)
+			}
+			if tt.cfg["bulwark:policyFile"] == "TPM2" {
+				tt.cfg["bulwark:policyFile"] = filepath.Join(t.TempDir(), "tpm2.yaml")
+				if err := os.WriteFile(tt.cfg["bulwark:policyFile"], []byte("luks:\n  key_source: tpm2\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
 			}
 			js, _ := json.Marshal(tt.cfg)
 			t.Setenv("PULUMI_CONFIG", string(js))

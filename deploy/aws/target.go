@@ -10,11 +10,11 @@ package aws
 
 import (
 	"fmt"
-	"github.com/bulwark-appliance/bulwark/policies"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/pulumi"
 
 	"github.com/bulwark-appliance/bulwark/deploy/appliance"
+	"github.com/bulwark-appliance/bulwark/policies"
 )
 
 // Config is the AWS-specific part of a deployment (the policy is the rest).

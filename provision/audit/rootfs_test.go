@@ -4,13 +4,13 @@ package audit
 
 import (
 	"context"
-	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
