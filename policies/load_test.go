@@ -3,12 +3,13 @@ package policies
 import (
 	"errors"
 	"fmt"
-	"github.com/bulwark-appliance/bulwark/internal/testutil"
 	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bulwark-appliance/bulwark/internal/testutil"
 )
 
 // parts splits a joined error into its parts and fails unless every part is
@@ -94,6 +95,10 @@ func TestErrorPlace(t *testing.T) {
 			Error{"u.yaml", 3, 1, "fips", `duplicate key "fips"`}},
 		{"duplicate sysctl", "baseline:\n  sysctl:\n    a.b: \"1\"\n    a.b: \"0\"\n",
 			Error{"u.yaml", 4, 5, "baseline.sysctl[a.b]", `duplicate key "a.b"`}},
+		{"banner discloses the OS", "baseline:\n  banner: \"\\\\S \\\\r\"\n",
+			Error{"u.yaml", 2, 11, "baseline.banner", "contains a backslash"}},
+		{"module name with a path", "baseline:\n  blocked_modules: [dccp, ../sctp]\n",
+			Error{"u.yaml", 2, 27, "baseline.blocked_modules[1]", `invalid kernel module name "../sctp"`}},
 		{"bad value from defaults", "network:\n  admin_port: 80\n",
 			Error{EmbeddedName, defaultLine("  public_ports:"), 18, "network.public_ports[0]", "port 80 is the admin_port"}},
 		{"regex mode needs regex", "passwords:\n  mode: regex\n",

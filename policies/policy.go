@@ -221,6 +221,13 @@ type Baseline struct {
 	CoreDumps   bool              `yaml:"core_dumps"`
 	NTPServers  []string          `yaml:"ntp_servers"`
 	DiskSizeGiB int               `yaml:"disk_size_gib"`
+	// BlockedModules are kernel modules that can never be loaded: network
+	// protocols and removable storage an appliance has no use for, each a
+	// kernel attack surface any local user could otherwise load on demand.
+	BlockedModules []string `yaml:"blocked_modules"`
+	// Banner is the legal notice on the console, SSH and after login. It
+	// names no OS or version.
+	Banner string `yaml:"banner"`
 }
 
 // Apply tunes how controls are applied.

@@ -247,7 +247,22 @@ func (v *validator) baseline(b *Baseline) {
 		}
 	}
 	v.between("baseline.disk_size_gib", int64(b.DiskSizeGiB), 2, 2048)
+	for i, m := range b.BlockedModules {
+		if !moduleName.MatchString(m) {
+			v.bad(fmt.Sprintf("baseline.blocked_modules[%d]", i), "invalid kernel module name %q (want e.g. usb-storage)", m)
+		}
+	}
+	switch {
+	case strings.TrimSpace(b.Banner) == "":
+		v.bad("baseline.banner", "is empty: the console and SSH need a legal notice")
+	case strings.Contains(b.Banner, `\`):
+		// getty expands \S, \r, \v… in /etc/issue: the OS and kernel
+		// version a notice must not disclose.
+		v.bad("baseline.banner", "contains a backslash: getty would expand escapes such as \\S (the OS name) in /etc/issue")
+	}
 }
+
+var moduleName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 func (v *validator) transfer(t *Transfer) {
 	v.absPath("transfer.data_dir", t.DataDir)

@@ -49,16 +49,7 @@ func TestLiveVerifyBench(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := qemutest.Boot(t, qemu.Options{
-		Disk: in.image, Firmware: qemu.UEFI,
-		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
-		FwCfg: []qemu.FwCfg{{Name: local.UserDataFwCfg, File: e2eKeyUserData(t)}},
-		User:  e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
-	})
-	// Measure the settled appliance: the volume unlocked and nginx up, as
-	// an operator's verify meets it.
-	waitBootSettled(t, g, luks.UnitName)
-	e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
+	g := bootSettledImage(t, in)
 	upload(t, g, bins["bulwark"], "/tmp/bulwark-bench")
 	benchMust(t, g, "sudo -n install -m 0755 /tmp/bulwark-bench "+benchGuestBin)
 
@@ -114,6 +105,22 @@ func TestLiveVerifyBench(t *testing.T) {
 	l := benchMedian(lynisTimes)
 	t.Logf("bench-verify: verify median %.2f s over %d runs (%d findings); lynis --quick median %.2f s over %d runs; lynis/verify %.1fx; %.0f checks/s, %.2fx goss's %.0f/s",
 		v.Seconds(), n, findings, l.Seconds(), nl, l.Seconds()/v.Seconds(), cps, cps/gossChecksPerSecond, gossChecksPerSecond)
+}
+
+// bootSettledImage boots the e2e image keyed, under UEFI, and returns once
+// the appliance has settled: the volume unlocked and nginx up, as an
+// operator (or an auditor's scanner) meets it.
+func bootSettledImage(t *testing.T, in e2eInputs) *qemu.Guest {
+	t.Helper()
+	g := qemutest.Boot(t, qemu.Options{
+		Disk: in.image, Firmware: qemu.UEFI,
+		ExtraDisks: []string{blankDisk(t, 1024)}, Forward: e2ePorts,
+		FwCfg: []qemu.FwCfg{{Name: local.UserDataFwCfg, File: e2eKeyUserData(t)}},
+		User:  e2eUser, Signer: in.key, HostKeyFromConsole: sshctl.HostKeyConsolePrefix, BootTimeout: e2eBootBudget,
+	})
+	waitBootSettled(t, g, luks.UnitName)
+	e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
+	return g
 }
 
 // benchTimed runs cmd in the guest timed by the guest's own clock (SSH's

@@ -70,14 +70,20 @@ var breakable = map[string][]proof{
 	"baseline.tmp":          {{"provision/baseline", "TestBaselineOnRootfs", "tmp.mount without noexec", "Options=mode=1777,strictatime,nosuid,nodev,size"}},
 	"baseline.timesync":     {{"provision/baseline", "TestBaselineOnRootfs", "timesyncd masked", "-> /dev/null"}},
 	"baseline.listeners":    {{"provision/baseline", "TestListenersInNetns", "stray postgres", "tcp 0.0.0.0:5432"}},
-	"audit.journald":        {{"provision/audit", "TestAuditOnRootfs", "journal volatile in a later drop-in", "Storage=volatile"}},
-	"audit.forward":         {{"provision/audit", "TestAuditOnRootfs", "forwarding file garbled", "StreamDriverMoode"}},
-	"audit.rules":           {{"provision/audit", "TestAuditOnRootfs", "audit watch removed from the compiled rules", "missing: -w /etc/shadow -p wa"}},
-	"transfer.binary":       {{"provision/transfer", "TestTransferOnRootfs", "binary replaced", "sha256:"}},
-	"transfer.account":      {{"provision/transfer", "TestTransferOnRootfs", "service user given a shell", "/bin/bash"}},
-	"transfer.units":        {{"provision/transfer", "TestTransferOnRootfs", "sandbox loosened in the drop-in", "ProtectSystem=no"}},
-	"tls.certificate":       {{"provision/tls", "TestTLSOnRootfs", "key baked into the image", "/etc/bulwark/tls/key.pem"}},
-	"tls.nginx":             {{"provision/tls", "TestTLSOnRootfs", "TLS 1.1 added", "TLSv1.1"}},
+	"baseline.modules":      {{"provision/baseline", "TestBaselineOnRootfs", "dccp let back in by an earlier-sorting file", "/etc/modprobe.d/00-local.conf: install dccp /sbin/modprobe --ignore-install dccp"}},
+	"baseline.banner":       {{"provision/baseline", "TestBaselineOnRootfs", "ssh banner back to the distribution's", "Debian GNU/Linux 13"}},
+	"baseline.accounts": {
+		{"provision/baseline", "TestBaselineOnRootfs", "weaker hashing in a later login.defs line", "ENCRYPT_METHOD MD5"},
+		{"provision/baseline", "TestBaselineOnRootfs", "home directory readable by everyone", "mode 0755"},
+	},
+	"audit.journald":   {{"provision/audit", "TestAuditOnRootfs", "journal volatile in a later drop-in", "Storage=volatile"}},
+	"audit.forward":    {{"provision/audit", "TestAuditOnRootfs", "forwarding file garbled", "StreamDriverMoode"}},
+	"audit.rules":      {{"provision/audit", "TestAuditOnRootfs", "audit watch removed from the compiled rules", "missing: -w /etc/shadow -p wa"}},
+	"transfer.binary":  {{"provision/transfer", "TestTransferOnRootfs", "binary replaced", "sha256:"}},
+	"transfer.account": {{"provision/transfer", "TestTransferOnRootfs", "service user given a shell", "/bin/bash"}},
+	"transfer.units":   {{"provision/transfer", "TestTransferOnRootfs", "sandbox loosened in the drop-in", "ProtectSystem=no"}},
+	"tls.certificate":  {{"provision/tls", "TestTLSOnRootfs", "key baked into the image", "/etc/bulwark/tls/key.pem"}},
+	"tls.nginx":        {{"provision/tls", "TestTLSOnRootfs", "TLS 1.1 added", "TLSv1.1"}},
 }
 
 // TestEveryControlIsBreakable: every registered control has a proof, no

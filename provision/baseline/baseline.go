@@ -1,5 +1,6 @@
 // Package baseline is the OS hardening baseline every appliance gets:
-// kernel parameters, no core dumps, a noexec /tmp, and clock sync. Each is
+// kernel parameters, no core dumps, a noexec /tmp, clock sync, blocked
+// kernel modules, a legal banner and private local accounts. Each is
 // its own control with Apply and Verify side by side.
 package baseline
 
@@ -24,6 +25,9 @@ func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 		&Tmp{Noexec: b.TmpNoexec},
 		&Timesync{Servers: b.NTPServers},
 		&Listeners{Network: p.Network},
+		&Modules{Blocked: b.BlockedModules},
+		&Banner{Text: b.Banner},
+		&Accounts{},
 	}
 }
 

@@ -33,6 +33,8 @@ func TestBaselineOnRootfs(t *testing.T) {
 
 	const local = "/etc/sysctl.d/99-zz-local.conf"
 	removeLocal := func(t *testing.T) { ct.Remove(t, root, local) }
+	const earlyModprobe = "/etc/modprobe.d/00-local.conf"
+	removeEarly := func(t *testing.T) { ct.Remove(t, root, earlyModprobe) }
 	ct.RequireBreakableOn(t, rig, controls, []ct.Breakage{
 		{Name: "sysctl file deleted", Break: func(t *testing.T) { ct.Remove(t, root, SysctlFile) },
 			Control: "baseline.sysctl", Property: "file " + SysctlFile, Evidence: "no such file"},
@@ -55,6 +57,25 @@ func TestBaselineOnRootfs(t *testing.T) {
 		}, Control: "baseline.tmp", Property: "file " + TmpUnit, Evidence: "Options=mode=1777,strictatime,nosuid,nodev,size"},
 		{Name: "tmp.mount disabled", Break: func(t *testing.T) { ct.Remove(t, root, tmpWantsLink) },
 			Control: "baseline.tmp", Property: "tmp.mount enabled", Evidence: tmpWantsLink},
+		{Name: "dccp let back in by an earlier-sorting file", Break: func(t *testing.T) {
+			ct.Write(t, root, earlyModprobe, "install dccp /sbin/modprobe --ignore-install dccp\n")
+		}, Control: "baseline.modules", Property: "module dccp", Evidence: earlyModprobe + ": install dccp /sbin/modprobe --ignore-install dccp", Cleanup: removeEarly},
+		{Name: "modules file deleted", Break: func(t *testing.T) { ct.Remove(t, root, ModulesFile) },
+			Control: "baseline.modules", Property: "module usb-storage", Evidence: "no install command for usb-storage"},
+		{Name: "ssh banner back to the distribution's", Break: func(t *testing.T) {
+			ct.Write(t, root, "/etc/issue.net", "Debian GNU/Linux 13\n")
+		}, Control: "baseline.banner", Property: "file /etc/issue.net", Evidence: "Debian GNU/Linux 13"},
+		{Name: "weaker hashing in a later login.defs line", Break: func(t *testing.T) {
+			ct.Append(t, root, LoginDefs, "ENCRYPT_METHOD\tMD5\n")
+		}, Control: "baseline.accounts", Property: LoginDefs + " ENCRYPT_METHOD", Evidence: "ENCRYPT_METHOD MD5"},
+		{Name: "home directory readable by everyone", Break: func(t *testing.T) {
+			if err := os.MkdirAll(filepath.Join(root, "home/alice"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(root, "home/alice"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, Control: "baseline.accounts", Property: "home /home/alice", Evidence: "mode 0755"},
 		{Name: "timesyncd disabled", Break: func(t *testing.T) { ct.Remove(t, root, timesyncdWants) },
 			Control: "baseline.timesync", Property: TimesyncdUnit + " enabled", Evidence: timesyncdWants},
 		{Name: "timesyncd masked", Break: func(t *testing.T) {

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -157,18 +159,36 @@ func (s sysctlState) lookup(key string) (assignment, bool) {
 	return assignment{}, false
 }
 
-// effectiveSysctl replays every sysctl.d file in systemd-sysctl's order:
-// all file names sorted, the first directory's copy of a name winning, and
+// effectiveSysctl replays every sysctl.d file in systemd-sysctl's order,
 // a later assignment of a key overriding an earlier one.
 func effectiveSysctl(h host.Host) (sysctlState, error) {
+	st := sysctlState{explicit: map[string]assignment{}}
+	files, err := dropIns(h, sysctlDirs)
+	if err != nil {
+		return st, err
+	}
+	for _, f := range files {
+		b, err := h.ReadFile(f) // links (99-sysctl.conf -> ../sysctl.conf) resolve inside the root
+		if err != nil {
+			return st, fmt.Errorf("read %s: %w", f, err)
+		}
+		st.add(string(b), f)
+	}
+	return st, nil
+}
+
+// dropIns lists the *.conf files of a drop-in directory set the way
+// systemd-sysctl and kmod read them: all names sorted together, and a
+// name in an earlier directory hiding the same name in later ones.
+func dropIns(h host.Host, dirs []string) ([]string, error) {
 	files := map[string]string{} // base name -> target path
-	for _, d := range sysctlDirs {
+	for _, d := range dirs {
 		ents, err := host.ReadDir(h, d)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // a missing directory sets nothing
 		}
 		if err != nil {
-			return sysctlState{}, fmt.Errorf("list %s: %w", d, err)
+			return nil, fmt.Errorf("list %s: %w", d, err)
 		}
 		for _, e := range ents {
 			if _, seen := files[e.Name()]; !seen && strings.HasSuffix(e.Name(), ".conf") {
@@ -176,20 +196,12 @@ func effectiveSysctl(h host.Host) (sysctlState, error) {
 			}
 		}
 	}
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
+	names := slices.Sorted(maps.Keys(files))
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = files[n]
 	}
-	sort.Strings(names)
-	st := sysctlState{explicit: map[string]assignment{}}
-	for _, n := range names {
-		b, err := h.ReadFile(files[n]) // links (99-sysctl.conf -> ../sysctl.conf) resolve inside the root
-		if err != nil {
-			return st, fmt.Errorf("read %s: %w", files[n], err)
-		}
-		st.add(string(b), files[n])
-	}
-	return st, nil
+	return out, nil
 }
 
 func (s *sysctlState) add(content, file string) {

@@ -100,7 +100,20 @@ func (d *Daemon) settings() []setting {
 		{"KexAlgorithms", strings.Join(s.KexAlgorithms, ","), strings.Join(s.KexAlgorithms, ",")},
 		{"Ciphers", strings.Join(s.Ciphers, ","), strings.Join(s.Ciphers, ",")},
 		{"MACs", strings.Join(s.MACs, ","), strings.Join(s.MACs, ",")},
+		// The console is for administering this machine, not a way
+		// through it: no forwarding of any kind, no tunnels (Lynis
+		// SSH-7408). Compression is off (its history of pre-auth bugs;
+		// admins' sessions are small), and VERBOSE logs each key's
+		// fingerprint, so the audit trail says which key logged in.
 		{"X11Forwarding", "no", "no"},
+		{"AllowTcpForwarding", "no", "no"},
+		{"AllowAgentForwarding", "no", "no"},
+		{"AllowStreamLocalForwarding", "no", "no"},
+		{"PermitTunnel", "no", "no"},
+		{"Compression", "no", "no"},
+		{"LogLevel", "VERBOSE", "VERBOSE"},
+		{"MaxSessions", "2", "2"},
+		{"TCPKeepAlive", "no", "no"},
 		{"ClientAliveInterval", strconv.Itoa(clientAliveInterval), strconv.Itoa(clientAliveInterval)},
 		{"ClientAliveCountMax", strconv.Itoa(clientAliveCountMax), strconv.Itoa(clientAliveCountMax)},
 		{"Port", strconv.Itoa(int(d.Port)), strconv.Itoa(int(d.Port))},
