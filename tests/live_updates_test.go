@@ -92,6 +92,7 @@ done; echo "still $a after 900 s"; exit 1`)
 			}
 		}
 		sort.Strings(restarted)
+		sort.Strings(kept)
 		t.Logf("%s %s -> %s by unattended-upgrades; restarted by needrestart: %v; not restarted (needrestart's own exclusions): %v", pkg, mainVersion, installed, restarted, kept)
 		if len(restarted) == 0 {
 			t.Errorf("no service using %s was restarted after the upgrade (before %v, after %v)", pkg, before, after)
@@ -116,14 +117,7 @@ func downgradeSecurityUpdate(t *testing.T, g *qemu.Guest, usedByService bool) (p
 	t.Helper()
 	filter := "true"
 	if usedByService {
-		filter = `libs=$(dpkg -L "$p" | grep '\.so' | xargs -r -n1 basename)
-  [ -n "$libs" ] || continue
-  used=
-  for u in $(systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}'); do
-    pid=$(systemctl show -p MainPID --value "$u"); [ "$pid" -gt 0 ] || continue
-    for l in $libs; do grep -q "/$l\$" /proc/$pid/maps 2>/dev/null && used=1; done
-  done
-  [ -n "$used" ]`
+		filter = `[ -n "$(` + libraryUsersSh(`"$p"`) + `)" ]`
 	}
 	pick := guestRun(t, g, `for p in $(apt list --installed 2>/dev/null | awk -F/ '/-security/{print $1}'); do
   v=$(apt-cache madison "$p" | awk -F'|' '$3 !~ /-security/ {gsub(/ /,"",$2); print $2; exit}')
@@ -147,11 +141,7 @@ done; exit 1`)
 // pkg's shared libraries mapped to that process's PID.
 func libraryUsers(t *testing.T, g *qemu.Guest, pkg string) map[string]string {
 	t.Helper()
-	r := guestRun(t, g, `libs=$(dpkg -L `+pkg+` | grep '\.so' | xargs -r -n1 basename)
-for u in $(systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}'); do
-  pid=$(systemctl show -p MainPID --value "$u"); [ "$pid" -gt 0 ] || continue
-  for l in $libs; do if grep -q "/$l\( (deleted)\)\?$" /proc/$pid/maps 2>/dev/null; then echo "$u $pid"; break; fi; done
-done`)
+	r := guestRun(t, g, libraryUsersSh(pkg))
 	out := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
 		if u, pid, ok := strings.Cut(line, " "); ok {
@@ -159,4 +149,16 @@ done`)
 		}
 	}
 	return out
+}
+
+// libraryUsersSh is the guest shell that prints "unit pid" for each running
+// service whose main process maps a shared library of the package pkgExpr
+// names (a name, or a shell expression such as "$p"), the file as installed
+// or already replaced on disk ("(deleted)").
+func libraryUsersSh(pkgExpr string) string {
+	return `libs=$(dpkg -L ` + pkgExpr + ` | grep '\.so' | xargs -r -n1 basename)
+for u in $(systemctl list-units --type=service --state=running --no-legend --plain | awk '{print $1}'); do
+  pid=$(systemctl show -p MainPID --value "$u"); [ "$pid" -gt 0 ] || continue
+  for l in $libs; do if grep -q "/$l\( (deleted)\)\?$" /proc/$pid/maps 2>/dev/null; then echo "$u $pid"; break; fi; done
+done`
 }

@@ -32,7 +32,7 @@ const LoginDefs = "/etc/login.defs"
 // password aging, because sysadmins log in with keys only and an expired
 // password makes PAM refuse even a key login.
 var loginDefs = []struct{ key, value string }{
-	{"HOME_MODE", "0700"},
+	{"HOME_MODE", fmt.Sprintf("%04o", homeMode)},
 	{"ENCRYPT_METHOD", "YESCRYPT"},
 	{"SHA_CRYPT_MIN_ROUNDS", "65536"},
 	{"SHA_CRYPT_MAX_ROUNDS", "65536"},
@@ -110,10 +110,10 @@ func (a *Accounts) Apply(ctx context.Context, h host.Host) error {
 		return accountsMeta.Wrap("list homes", err)
 	}
 	for _, d := range homes {
-		if d.mode&d.max == d.mode {
+		if d.private() {
 			continue
 		}
-		mode := fmt.Sprintf("%04o", d.mode&d.max)
+		mode := fmt.Sprintf("%04o", d.mode&homeMode)
 		if err := h.Exec(ctx, "make "+d.path+" private ("+mode+")", "chmod", mode, d.path); err != nil {
 			return accountsMeta.Wrap("chmod "+d.path, err)
 		}
@@ -154,9 +154,9 @@ func (a *Accounts) Verify(ctx context.Context, h host.Host) []provision.Finding 
 		out = append(out, check.Fail(f, "unreadable", err.Error(), provision.Evidence{Source: homeParent, Read: err.Error()}))
 	}
 	for _, d := range homes {
-		f := accountsMeta.Finding("home "+d.path, fmt.Sprintf("mode %04o or stricter", d.max))
+		f := accountsMeta.Finding("home "+d.path, fmt.Sprintf("mode %04o or stricter", homeMode))
 		ev := provision.Evidence{Source: d.path, Read: fmt.Sprintf("mode %04o", d.mode)}
-		if d.mode&d.max != d.mode {
+		if !d.private() {
 			out = append(out, check.Fail(f, fmt.Sprintf("%04o", d.mode), "readable or writable by other accounts; run bulwark apply", ev))
 			continue
 		}
@@ -165,18 +165,24 @@ func (a *Accounts) Verify(ctx context.Context, h host.Host) []provision.Finding 
 	return check.Timed(out, start)
 }
 
+// homeMode is the broadest mode a home directory may have, root's and
+// every account's alike; HOME_MODE makes new ones so.
+const homeMode fs.FileMode = 0o700
+
 type home struct {
 	path string
 	mode fs.FileMode // permission bits
-	max  fs.FileMode // the broadest allowed
 }
+
+// private reports whether no bit beyond homeMode is set.
+func (d home) private() bool { return d.mode&^homeMode == 0 }
 
 // homes lists /root and each directory in /home (links are not followed:
 // a link's target is checked where it lives, if it is a home).
 func homes(h host.Host) ([]home, error) {
 	var out []home
 	if st, err := h.Lstat("/root"); err == nil && st.IsDir() {
-		out = append(out, home{"/root", st.Mode().Perm(), 0o700})
+		out = append(out, home{"/root", st.Mode().Perm()})
 	}
 	ents, err := host.ReadDir(h, homeParent)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -189,7 +195,7 @@ func homes(h host.Host) ([]home, error) {
 			return out, err
 		}
 		if st.IsDir() {
-			out = append(out, home{p, st.Mode().Perm(), 0o700})
+			out = append(out, home{p, st.Mode().Perm()})
 		}
 	}
 	return out, nil
