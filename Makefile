@@ -8,6 +8,12 @@
 # built from the Go module proxy into ./bin with a cache outside the clone.
 
 SHELL       := /bin/bash
+
+# $(call digested,CMD) runs a go test command CMD and, when it fails, ends
+# with scripts/test-failures.sh's digest of what failed: CI keeps only the
+# tail of a run's output, where a failure's own lines rarely are.
+digested = log=$$(mktemp); rc=0; { $(1); } 2>&1 | tee $$log || rc=$$?; \
+	[ $$rc = 0 ] || scripts/test-failures.sh $$log; rm -f $$log; exit $$rc
 .SHELLFLAGS := -euo pipefail -c
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -55,7 +61,7 @@ build: ## build bin/bulwark, bin/bulwark-deploy and bin/transferd (static)
 # minutes; a failure in any still fails the target.
 test: deps ## vet, lint, then every test that needs no guest (root for netns/chroot)
 	@$(MAKE) --no-print-directory -j2 check packer packer-qemu base-rootfs
-	$(GO) test -count=1 -timeout 30m ./...
+	$(call digested,$(GO) test -count=1 -timeout 30m ./...)
 
 base-rootfs: ## debootstrap the Debian 13 base rootfs (cached by its inputs)
 	$(GO) test -count=1 -timeout 60m -run 'TestRootfs$$' ./images/base
@@ -80,9 +86,11 @@ LIVE_ELSE   := TestLiveDeployLocal|TestLiveBootTime|TestLiveSmoke
 LIVE_TEST   := BULWARK_LONG=1 $(GO) test -count=1 -timeout 45m -v
 test-live: deps build-tests ## tests that boot QEMU guests (TCG; two guests side by side; ~26 min)
 	@set +e; rc=$$(mktemp -d); \
-	{ $(LIVE_TEST) -run 'TestLive' -skip '$(LIVE_OWN)|$(LIVE_ELSE)' ./tests/ 2>&1; echo $$? > $$rc/shared; } | sed -u 's/^/[shared] /' & \
-	{ $(LIVE_TEST) -run '$(LIVE_OWN)' ./tests/ 2>&1; echo $$? > $$rc/own; } | sed -u 's/^/[own] /' & \
-	wait; a=$$(cat $$rc/shared); b=$$(cat $$rc/own); rm -rf $$rc; \
+	{ $(LIVE_TEST) -run 'TestLive' -skip '$(LIVE_OWN)|$(LIVE_ELSE)' ./tests/ 2>&1; echo $$? > $$rc/shared; } | tee $$rc/shared.log | sed -u 's/^/[shared] /' & \
+	{ $(LIVE_TEST) -run '$(LIVE_OWN)' ./tests/ 2>&1; echo $$? > $$rc/own; } | tee $$rc/own.log | sed -u 's/^/[own] /' & \
+	wait; a=$$(cat $$rc/shared); b=$$(cat $$rc/own); \
+	for g in shared own; do [ "$$(cat $$rc/$$g)" = 0 ] || { echo "== test-live: what failed in the $$g-guest tests"; scripts/test-failures.sh $$rc/$$g.log; }; done; \
+	rm -rf $$rc; \
 	echo "test-live: shared-guest tests exit $$a, own-guest tests exit $$b"; \
 	[ "$$a" = 0 ] && [ "$$b" = 0 ]
 

@@ -59,10 +59,10 @@ $(E2E_KEY):
 E2E_IMAGE    = $(OUT)/e2e/images/debian-13-qcow2/bulwark-debian-13.qcow2
 e2e: e2e-key
 	@$(MAKE) --no-print-directory -j2 pulumi e2e-image
-	BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) BULWARK_IMAGE=$(E2E_IMAGE) \
+	$(call digested,BULWARK_LONG=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) BULWARK_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
 	BULWARK_E2E_EVIDENCE=$(OUT)/e2e/evidence/debian-13-qcow2 \
-		go test -count=1 -v -parallel 2 -timeout 40m -run '^(TestE2E|TestLiveDeployLocal)$$' ./tests/
+		go test -count=1 -v -parallel 2 -timeout 40m -run '^(TestE2E|TestLiveDeployLocal)$$' ./tests/)
 
 e2e-image: e2e-key
 	@t0=$$(date +%s); \
