@@ -23,19 +23,20 @@ import (
 // settings (SSH-7408 names each sshd keyword). TestLynisAnswersAreReal
 // keeps both kinds honest; TestLiveLynis lists every suggestion this table
 // does not answer. Only what a control or decision really settles is
-// here: HOME-9304, for one, reads the home of every account with a login
-// shell (postgres' /var/lib/postgresql too), while baseline.accounts
-// checks /root and /home.
+// here: HOME-9304, for one, is baseline.accounts' only since that reads
+// the home of every account with a login shell, as Lynis does.
 var lynisAnswers = map[string]string{
-	"BANN-7126":     "control baseline.banner",
-	"BANN-7130":     "control baseline.banner",
-	"NETW-3200":     "control baseline.modules",
-	"USB-1000":      "control baseline.modules",
-	"STRG-1846":     "control baseline.modules",
-	"AUTH-9230":     "control baseline.accounts",
-	"AUTH-9328":     "decision The login umask stays 022",
-	"AUTH-9286":     "decision No password aging for local accounts",
-	"SSH-7408 Port": "decision SSH on its policy port",
+	"BANN-7126":                    "control baseline.banner",
+	"BANN-7130":                    "control baseline.banner",
+	"NETW-3200":                    "control baseline.modules",
+	"USB-1000":                     "control baseline.modules",
+	"STRG-1846":                    "control baseline.modules",
+	"AUTH-9230":                    "control baseline.accounts",
+	"AUTH-9328":                    "decision The login umask stays 022",
+	"AUTH-9286":                    "decision No password aging for local accounts",
+	"SSH-7408 Port":                "decision SSH on its policy port",
+	"SSH-7408 ClientAliveCountMax": "control ssh.daemon",
+	"HOME-9304":                    "control baseline.accounts",
 }
 
 // answer is what lynisAnswers says of s, and whether it says anything.
@@ -179,13 +180,13 @@ func TestLynisAnswersAreReal(t *testing.T) {
 	r, err := parseLynisReport("report_version_major=1\nhardening_index=71\n" +
 		"warning[]=PKGS-7388|Ensure security repository is found in /etc/apt/sources.list|-|-|\n" +
 		"suggestion[]=SSH-7408|Consider hardening SSH configuration|Port (set 22 to )|-|\n" +
-		"suggestion[]=SSH-7408|Consider hardening SSH configuration|ClientAliveCountMax (set 3 to 2)|-|\n" +
+		"suggestion[]=SSH-7408|Consider hardening SSH configuration|MaxAuthTries (set 6 to 3)|-|\n" +
 		"suggestion[]=FINT-4350|Install a file integrity tool to monitor changes to critical and sensitive files|-|-|\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(r.index, r.warnings, r.unanswered())
-	want := "71 [PKGS-7388|Ensure security repository is found in /etc/apt/sources.list] [{FINT-4350 Install a file integrity tool to monitor changes to critical and sensitive files } {SSH-7408 Consider hardening SSH configuration (ClientAliveCountMax (set 3 to 2)) ClientAliveCountMax (set 3 to 2)}]"
+	want := "71 [PKGS-7388|Ensure security repository is found in /etc/apt/sources.list] [{FINT-4350 Install a file integrity tool to monitor changes to critical and sensitive files } {SSH-7408 Consider hardening SSH configuration (MaxAuthTries (set 6 to 3)) MaxAuthTries (set 6 to 3)}]"
 	if got != want {
 		t.Errorf("parsed %s\nwant   %s", got, want)
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -177,12 +179,23 @@ type home struct {
 // private reports whether no bit beyond homeMode is set.
 func (d home) private() bool { return d.mode&^homeMode == 0 }
 
-// homes lists /root and each directory in /home (links are not followed:
-// a link's target is checked where it lives, if it is a home).
+// homes lists /root, each directory in /home and the home of every
+// account with a login shell that owns it (postgres' /var/lib/postgresql:
+// an auditor's scanner, Lynis HOME-9304, reads them all). Links are not
+// followed: a link's target is checked where it lives, if it is a home.
+// A home the account does not own is a system directory shared with
+// others (sync's is /bin) and is never narrowed.
 func homes(h host.Host) ([]home, error) {
 	var out []home
-	if st, err := h.Lstat("/root"); err == nil && st.IsDir() {
-		out = append(out, home{"/root", st.Mode().Perm()})
+	seen := map[string]bool{}
+	add := func(p string, st fs.FileInfo) {
+		if !seen[p] && st.IsDir() {
+			seen[p] = true
+			out = append(out, home{p, st.Mode().Perm()})
+		}
+	}
+	if st, err := h.Lstat("/root"); err == nil {
+		add("/root", st)
 	}
 	ents, err := host.ReadDir(h, homeParent)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -194,9 +207,33 @@ func homes(h host.Host) ([]home, error) {
 		if err != nil {
 			return out, err
 		}
-		if st.IsDir() {
-			out = append(out, home{p, st.Mode().Perm()})
+		add(p, st)
+	}
+	pw, err := h.ReadFile(passwd)
+	if err != nil {
+		return out, err
+	}
+	for _, line := range strings.Split(string(pw), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) != 7 || f[5] == "" || f[5] == "/" || !loginShell(f[6]) {
+			continue
+		}
+		st, err := h.Lstat(f[5])
+		if err != nil {
+			continue // a home that does not exist has no mode to check
+		}
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && strconv.FormatUint(uint64(sys.Uid), 10) == f[2] {
+			add(f[5], st)
 		}
 	}
 	return out, nil
+}
+
+// passwd lists the accounts, their homes and their shells.
+const passwd = "/etc/passwd"
+
+// loginShell reports whether an account with this shell can log in, as
+// Lynis decides it: any shell but false and nologin.
+func loginShell(sh string) bool {
+	return sh != "" && !strings.HasSuffix(sh, "/false") && !strings.HasSuffix(sh, "/nologin")
 }

@@ -76,6 +76,12 @@ func TestBaselineOnRootfs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, Control: "baseline.accounts", Property: "home /home/alice", Evidence: "mode 0755"},
+		// postgres logs in with bash; its home is not under /home.
+		{Name: "a service account's login home opened", Break: func(t *testing.T) {
+			if err := os.Chmod(filepath.Join(root, "var/lib/postgresql"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, Control: "baseline.accounts", Property: "home /var/lib/postgresql", Evidence: "mode 0755"},
 		{Name: "timesyncd disabled", Break: func(t *testing.T) { ct.Remove(t, root, timesyncdWants) },
 			Control: "baseline.timesync", Property: TimesyncdUnit + " enabled", Evidence: timesyncdWants},
 		{Name: "timesyncd masked", Break: func(t *testing.T) {

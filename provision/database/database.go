@@ -153,13 +153,16 @@ func (c *Config) Apply(ctx context.Context, h host.Host) error {
 		return configMeta.Wrap("cluster "+l.cluster(), err)
 	}
 	before := len(h.Changes())
-	if err := h.WriteFile(l.DropIn, l.renderDropIn(), 0o644); err != nil {
+	if err := writeConf(ctx, h, l, l.DropIn, l.renderDropIn()); err != nil {
 		return configMeta.Wrap("write "+l.DropIn, err)
 	}
-	// Root-owned and world-readable (Debian ships it postgres-owned 0640):
-	// it holds no secret, and the server's own user cannot then widen it.
-	if err := h.WriteFile(l.HBAFile, []byte(hba), 0o644); err != nil {
+	// Root-owned (Debian ships it postgres-owned): the server's own user
+	// reads it through its group and cannot widen it.
+	if err := writeConf(ctx, h, l, l.HBAFile, []byte(hba)); err != nil {
 		return configMeta.Wrap("write "+l.HBAFile, err)
+	}
+	if err := privateFiles(ctx, h, l); err != nil {
+		return configMeta.Wrap("configuration file modes", err)
 	}
 	if err := pgUnit.Enable(ctx, h); err != nil {
 		return configMeta.Wrap("enable", err)
@@ -194,6 +197,7 @@ func (c *Config) Verify(ctx context.Context, h host.Host) []provision.Finding {
 		check.File(configMeta, h, l.DropIn, l.renderDropIn()),
 		check.File(configMeta, h, l.HBAFile, []byte(hba)),
 		hostLines(h, l),
+		confFinding(ctx, h, l),
 		pgUnit.Enabled(configMeta, h),
 	}
 	out = append(out, settingFindings(ctx, h, l, debian)...)

@@ -67,6 +67,11 @@ func TestDatabaseOnRootfs(t *testing.T) {
 		{Name: "pg_hba admits the internet", Break: func(t *testing.T) {
 			ct.Append(t, root, l.HBAFile, "host all all 0.0.0.0/0 md5\n")
 		}, Control: "database.config", Property: "pg_hba.conf TCP entries", Evidence: "host all all 0.0.0.0/0 md5"},
+		{Name: "postgresql.conf readable by others again", Break: func(t *testing.T) {
+			if err := os.Chmod(filepath.Join(root, l.MainConf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, Control: "database.config", Property: "files under " + l.ConfDir, Evidence: "postgresql.conf 0644 postgres"},
 		{Name: "ssl switched back on", Break: func(t *testing.T) {
 			ct.Edit(t, root, l.DropIn, "ssl = off", "ssl = on")
 		}, Control: "database.config", Property: "ssl (postgres -C)", Evidence: "ssl = 'on'"},
