@@ -21,13 +21,19 @@ const (
 	clamTestDropIn = "zz-bulwark-test-signatures.conf"
 )
 
+// testSignatureScript installs sig as the test database and (re)starts
+// clamd on it; run as root.
+func testSignatureScript(sig string) string {
+	return "echo '" + sig + "' > " + clamTestDB + " && chown clamav: " + clamTestDB +
+		" && for u in clamav-daemon.service clamav-daemon.socket; do mkdir -p /etc/systemd/system/$u.d &&" +
+		" printf '[Unit]\\nConditionPathExistsGlob=\\n' > /etc/systemd/system/$u.d/" + clamTestDropIn + "; done" +
+		" && systemctl daemon-reload && systemctl reset-failed clamav-daemon.service clamav-daemon.socket" +
+		" && systemctl restart clamav-daemon.socket clamav-daemon.service"
+}
+
 func installTestSignature(t *testing.T, g *qemu.Guest, sig string) {
 	t.Helper()
-	r := guestRun(t, g, "echo '"+sig+"' > "+clamTestDB+" && chown clamav: "+clamTestDB+
-		" && for u in clamav-daemon.service clamav-daemon.socket; do mkdir -p /etc/systemd/system/$u.d &&"+
-		" printf '[Unit]\\nConditionPathExistsGlob=\\n' > /etc/systemd/system/$u.d/"+clamTestDropIn+"; done"+
-		" && systemctl daemon-reload && systemctl reset-failed clamav-daemon.service clamav-daemon.socket"+
-		" && systemctl restart clamav-daemon.socket clamav-daemon.service")
+	r := guestRun(t, g, testSignatureScript(sig))
 	if r.ExitCode != 0 {
 		// Once seen under load on Debian 13, after a restart with no
 		// database: the restart's job failed although clamd then starts.
