@@ -77,12 +77,15 @@ func (e confEntry) exposed() string {
 	return ""
 }
 
-// privateDirs gives every directory under ConfDir group postgres and the
-// setgid bit, before any file is written there: a file bulwark writes is a
-// temporary renamed into place, and in a setgid directory it is born in
-// group postgres, so there is no moment when the server cannot read its
-// own configuration.
-func privateDirs(ctx context.Context, h host.Host, l Layout) error {
+// privateConf gives the directories under ConfDir, and with files its
+// files too, group postgres; directories get the setgid bit and files lose
+// every bit for others. Directories go first, before any file is written:
+// a file bulwark writes is a temporary renamed into place, and in a setgid
+// directory it is born in group postgres, so there is no moment when the
+// server cannot read its own configuration. With files it also closes the
+// files bulwark does not write (Debian's postgresql.conf, pg_ctl.conf,
+// start.conf, environment), which pg_createcluster leaves world-readable.
+func privateConf(ctx context.Context, h host.Host, l Layout, files bool) error {
 	es, err := readConfDir(ctx, h, l)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // a dry run before the cluster exists: nothing to close yet
@@ -91,7 +94,7 @@ func privateDirs(ctx context.Context, h host.Host, l Layout) error {
 		return err
 	}
 	for _, e := range es {
-		if !e.dir || (e.group == confGroup && e.mode&fs.ModeSetgid != 0) {
+		if !e.dir && !files {
 			continue
 		}
 		if e.group != confGroup {
@@ -99,7 +102,14 @@ func privateDirs(ctx context.Context, h host.Host, l Layout) error {
 				return err
 			}
 		}
-		if err := h.Exec(ctx, "make files written in "+e.path+" group "+confGroup, "chmod", "g+s", e.path); err != nil {
+		switch {
+		case e.dir && e.mode&fs.ModeSetgid == 0:
+			err = h.Exec(ctx, "make files written in "+e.path+" group "+confGroup, "chmod", "g+s", e.path)
+		case !e.dir && e.mode.Perm()&0o007 != 0:
+			m := fmt.Sprintf("%04o", e.mode.Perm()&^0o007|0o040)
+			err = h.Exec(ctx, "close "+e.path+" to others ("+m+")", "chmod", m, e.path)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -107,42 +117,12 @@ func privateDirs(ctx context.Context, h host.Host, l Layout) error {
 }
 
 // writeConf writes one of bulwark's files under ConfDir: group postgres
-// (privateDirs), mode confPerm.
+// (privateConf), mode confPerm.
 func writeConf(ctx context.Context, h host.Host, l Layout, p string, data []byte) error {
-	if err := privateDirs(ctx, h, l); err != nil {
+	if err := privateConf(ctx, h, l, false); err != nil {
 		return err
 	}
 	return h.WriteFile(p, data, confPerm)
-}
-
-// privateFiles closes the files bulwark does not write (Debian's
-// postgresql.conf, pg_ctl.conf, start.conf, environment), which
-// pg_createcluster leaves world-readable.
-func privateFiles(ctx context.Context, h host.Host, l Layout) error {
-	es, err := readConfDir(ctx, h, l)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil // a dry run before the cluster exists: nothing to close yet
-	}
-	if err != nil {
-		return err
-	}
-	for _, e := range es {
-		if e.exposed() == "" {
-			continue
-		}
-		if e.group != confGroup {
-			if err := h.Exec(ctx, "give "+e.path+" to group "+confGroup, "chgrp", confGroup, e.path); err != nil {
-				return err
-			}
-		}
-		if e.mode.Perm()&0o007 != 0 {
-			m := fmt.Sprintf("%04o", e.mode.Perm()&^0o007|0o040)
-			if err := h.Exec(ctx, "close "+e.path+" to others ("+m+")", "chmod", m, e.path); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 // confFinding fails on every file under ConfDir that others can read or

@@ -161,7 +161,7 @@ func (c *Config) Apply(ctx context.Context, h host.Host) error {
 	if err := writeConf(ctx, h, l, l.HBAFile, []byte(hba)); err != nil {
 		return configMeta.Wrap("write "+l.HBAFile, err)
 	}
-	if err := privateFiles(ctx, h, l); err != nil {
+	if err := privateConf(ctx, h, l, true); err != nil {
 		return configMeta.Wrap("configuration file modes", err)
 	}
 	if err := pgUnit.Enable(ctx, h); err != nil {
