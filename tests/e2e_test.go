@@ -104,7 +104,8 @@ func e2eSetup(t *testing.T) e2eInputs {
 	return in
 }
 
-// TestE2E boots the built image the three ways platforms do. The boots
+// TestE2E boots the built image the three ways platforms do, and a fourth
+// time with a TPM its data volume is sealed to (e2eTPM2). The boots
 // are independent, so they run as parallel subtests, and
 // TestLiveDeployLocal (the same image) runs alongside them: `go test`
 // runs at most GOMAXPROCS (2 here) at once, each a TCG guest on a core of
@@ -116,6 +117,10 @@ func TestE2E(t *testing.T) {
 	t.Run("qcow2 under "+string(qemu.SecureBoot), func(t *testing.T) {
 		t.Parallel()
 		e2eQcow2(t, in, rec)
+	})
+	t.Run("qcow2 sealed to the instance's TPM", func(t *testing.T) {
+		t.Parallel()
+		e2eTPM2(t, in)
 	})
 	// The other formats, from the same build, each through the firmware
 	// the platforms that import it use.
@@ -137,7 +142,7 @@ func TestE2E(t *testing.T) {
 				t.Run("no key delivered: the volume stays locked and /healthz says why", func(t *testing.T) {
 					waitBootSettled(t, g, luks.UnitName)
 					e2eWaitWeb(t, g.ForwardedPort(80), 5*time.Minute)
-					e2eLocked(t, g)
+					e2eLocked(t, g, "not delivered")
 				})
 			}
 		})
@@ -275,7 +280,7 @@ func e2eDatabaseStartedOnce(t *testing.T, g *qemu.Guest) {
 // e2eLocked: a boot with no key delivered, so the data volume must stay locked
 // (fail closed): transferd down, and /healthz through nginx answering 503
 // with the volume's state and the reason, as bulwark firstboot wrote them.
-func e2eLocked(t *testing.T, g *qemu.Guest) {
+func e2eLocked(t *testing.T, g *qemu.Guest, reason string) {
 	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the instance's own certificate; the probe is about the answer
 	resp, err := client.Get(fmt.Sprintf("https://127.0.0.1:%d/healthz", g.ForwardedPort(443)))
@@ -285,8 +290,8 @@ func e2eLocked(t *testing.T, g *qemu.Guest) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	var st luks.Status
-	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &st) != nil || st.State != "locked" || !strings.Contains(st.Reason, "not delivered") {
-		t.Fatalf("GET /healthz: %s %q; want 503 with the locked volume's state and reason", resp.Status, body)
+	if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &st) != nil || st.State != "locked" || !strings.Contains(st.Reason, reason) {
+		t.Fatalf("GET /healthz: %s %q; want 503 with the locked volume's state and a reason naming %q", resp.Status, body, reason)
 	}
 	t.Logf("/healthz while locked: %s %s", resp.Status, bytes.TrimSpace(body))
 	if got := strings.TrimSpace(guestRun(t, g, "systemctl is-active transferd.service").Stdout); got == "active" {
@@ -458,8 +463,14 @@ func sshLogin(port int, user string, signer cryptossh.Signer) error {
 // the build used when there was one.
 func e2eVerify(t *testing.T, g *qemu.Guest, extra ...string) (int, provision.Results) {
 	t.Helper()
+	return e2eVerifyPolicy(t, g, e2eGuestPol, extra...)
+}
+
+// e2eVerifyPolicy is e2eVerify with the policy file pol, if it exists.
+func e2eVerifyPolicy(t *testing.T, g *qemu.Guest, pol string, extra ...string) (int, provision.Results) {
+	t.Helper()
 	start := time.Now()
-	cmd := "sudo -n sh -c 'p=; [ -f " + e2eGuestPol + " ] && p=\"--policy " + e2eGuestPol + "\"; exec " +
+	cmd := "sudo -n sh -c 'p=; [ -f " + pol + " ] && p=\"--policy " + pol + "\"; exec " +
 		e2eGuestBin + " verify --format json $p " + strings.Join(extra, " ") + "'"
 	r := guestRun(t, g, cmd)
 	t.Logf("stage verify %s: %s", strings.Join(extra, " "), time.Since(start).Round(time.Second))

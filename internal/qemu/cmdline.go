@@ -56,7 +56,8 @@ type Options struct {
 	Accel string
 
 	// User and Signer log in over SSH (default user root); Signer is the
-	// build key whose public half is in the image's authorized_keys.
+	// build key whose public half is in the image's authorized_keys. Any
+	// other user needs non-interactive sudo for Reboot and Shutdown.
 	User   string
 	Signer BuildKey
 	// HostKey pins the guest's SSH host key (authorized_keys form, as

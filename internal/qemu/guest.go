@@ -338,7 +338,7 @@ func (g *Guest) Reboot(ctx context.Context) error {
 		return fmt.Errorf("qemu: reboot: read boot_id: %w", err)
 	}
 	// The connection dies with the guest's sshd; the error is expected.
-	fireAndForget(ctx, c, "systemctl reboot")
+	fireAndForget(ctx, c, g.asRoot("systemctl reboot"))
 	g.setConn(nil)
 	if err := g.waitSSH(ctx, strings.TrimSpace(r.Stdout)); err != nil {
 		return fmt.Errorf("qemu: reboot: %w", err)
@@ -352,7 +352,7 @@ func (g *Guest) Shutdown(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fireAndForget(ctx, c, "systemctl poweroff")
+	fireAndForget(ctx, c, g.asRoot("systemctl poweroff"))
 	g.setConn(nil)
 	select {
 	case <-g.exited:
@@ -360,6 +360,15 @@ func (g *Guest) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("qemu: shutdown: QEMU still running: %w; console tail:\n%s", ctx.Err(), g.ConsoleTail(20))
 	}
+}
+
+// asRoot is cmd as root: through sudo -n when the guest is logged into as
+// another user (an image that refuses root logins; Options.User).
+func (g *Guest) asRoot(cmd string) string {
+	if g.opts.User == "root" {
+		return cmd
+	}
+	return "sudo -n " + cmd
 }
 
 // fireAndForget runs a command that takes the guest (and so the SSH
