@@ -32,6 +32,7 @@ var lynisAnswers = map[string]string{
 	"NETW-3200":                    "control baseline.modules",
 	"USB-1000":                     "control baseline.modules",
 	"STRG-1846":                    "control baseline.modules",
+	"FILE-7524":                    "control baseline.permissions",
 	"AUTH-9230":                    "control baseline.accounts",
 	"AUTH-9328":                    "decision The login umask stays 022",
 	"AUTH-9286":                    "decision No password aging for local accounts",

@@ -2,12 +2,18 @@ package host
 
 import (
 	"context"
+	"fmt"
+	"io/fs"
+	"strconv"
 	"strings"
+	"syscall"
 )
 
 // inferUndo works out how to reverse the few state-changing commands
 // controls run whose effect the host can read beforehand: unit enablement
-// (systemctl enable/disable/mask/unmask of one unit) and a created group.
+// (systemctl enable/disable/mask/unmask of one unit), a created group, a
+// path's mode or group (chmod, chgrp of one path) and dpkg's stat
+// overrides.
 // It asks the target's current state first, so the undo restores exactly
 // that state; a command that would change nothing gets an empty undo.
 // Anything else returns nil: journalled as done, not reversible.
@@ -21,6 +27,75 @@ func (l *Local) inferUndo(ctx context.Context, name string, args []string) (undo
 			return nil, true // already there: groupadd will fail or change nothing
 		}
 		return []string{"groupdel", g}, true
+	case name == "chmod" && len(args) == 2:
+		return l.modeUndo(args[1])
+	case name == "chgrp" && len(args) == 2:
+		st, err := l.Lstat(args[1])
+		if err != nil {
+			return nil, false
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return nil, false
+		}
+		return []string{"chgrp", strconv.FormatUint(uint64(sys.Gid), 10), args[1]}, true
+	case name == "dpkg-statoverride":
+		return l.statOverrideUndo(args)
+	}
+	return nil, false
+}
+
+// modeUndo is the chmod that puts p's mode, special bits included, back.
+// Five octal digits: GNU chmod keeps a directory's setgid bit on a
+// four-digit mode and clears it only when told with the fifth.
+func (l *Local) modeUndo(p string) ([]string, bool) {
+	st, err := l.Lstat(p)
+	if err != nil {
+		return nil, false
+	}
+	m := uint32(st.Mode().Perm())
+	for bit, oct := range map[fs.FileMode]uint32{fs.ModeSetuid: 0o4000, fs.ModeSetgid: 0o2000, fs.ModeSticky: 0o1000} {
+		if st.Mode()&bit != 0 {
+			m |= oct
+		}
+	}
+	return []string{"chmod", fmt.Sprintf("%05o", m), p}, true
+}
+
+// statOverrideFile is where dpkg keeps its stat overrides.
+const statOverrideFile = "/var/lib/dpkg/statoverride"
+
+// statOverrideUndo reverses `--update --add OWNER GROUP MODE PATH` (remove
+// the override, put the mode back) and `--remove PATH` (add the override
+// that was there back).
+func (l *Local) statOverrideUndo(args []string) ([]string, bool) {
+	if len(args) == 0 {
+		return nil, false
+	}
+	p := args[len(args)-1]
+	var old []string
+	if b, err := l.ReadFile(statOverrideFile); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 4 && f[3] == p {
+				old = f
+			}
+		}
+	}
+	switch {
+	case len(args) == 6 && args[0] == "--update" && args[1] == "--add":
+		if old != nil {
+			return nil, false // --add refuses an existing override: nothing changes
+		}
+		chmod, ok := l.modeUndo(p)
+		if !ok {
+			return nil, false
+		}
+		return []string{"sh", "-c", `dpkg-statoverride --remove "$1" && ` + strings.Join(chmod[:2], " ") + ` "$1"`, "sh", p}, true
+	case len(args) == 2 && args[0] == "--remove":
+		if old == nil {
+			return nil, true // nothing to remove: nothing changes
+		}
+		return append([]string{"dpkg-statoverride", "--add"}, old...), true
 	}
 	return nil, false
 }

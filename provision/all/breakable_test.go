@@ -76,6 +76,10 @@ var breakable = map[string][]proof{
 		{"provision/baseline", "TestBaselineOnRootfs", "weaker hashing in a later login.defs line", "ENCRYPT_METHOD MD5"},
 		{"provision/baseline", "TestBaselineOnRootfs", "home directory readable by everyone", "mode 0755"},
 	},
+	"baseline.permissions": {
+		{"provision/baseline", "TestBaselineOnRootfs", "crontab readable by everyone", "mode 0644"},
+		{"provision/baseline", "TestBaselineOnRootfs", "cron.d's stat override dropped", "no override for /etc/cron.d"},
+	},
 	"audit.journald":   {{"provision/audit", "TestAuditOnRootfs", "journal volatile in a later drop-in", "Storage=volatile"}},
 	"audit.forward":    {{"provision/audit", "TestAuditOnRootfs", "forwarding file garbled", "StreamDriverMoode"}},
 	"audit.rules":      {{"provision/audit", "TestAuditOnRootfs", "audit watch removed from the compiled rules", "missing: -w /etc/shadow -p wa"}},

@@ -1,6 +1,7 @@
 // Package baseline is the OS hardening baseline every appliance gets:
 // kernel parameters, no core dumps, a noexec /tmp, clock sync, blocked
-// kernel modules, a legal banner and private local accounts. Each is
+// kernel modules, a legal banner, private local accounts and root-only
+// cron and sshd configuration. Each is
 // its own control with Apply and Verify side by side.
 package baseline
 
@@ -28,6 +29,7 @@ func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 		&Modules{Blocked: b.BlockedModules},
 		&Banner{Text: b.Banner},
 		&Accounts{},
+		&Permissions{},
 	}
 }
 

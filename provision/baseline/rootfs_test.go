@@ -82,6 +82,19 @@ func TestBaselineOnRootfs(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, Control: "baseline.accounts", Property: "home /var/lib/postgresql", Evidence: "mode 0755"},
+		{Name: "crontab readable by everyone", Break: func(t *testing.T) {
+			if err := os.Chmod(filepath.Join(root, "etc/crontab"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, Control: "baseline.permissions", Property: "mode /etc/crontab", Evidence: "mode 0644"},
+		// The mode is still right; the next upgrade of cron-daemon-common
+		// would put the package's 0755 back on the directory.
+		{Name: "cron.d's stat override dropped", Break: func(t *testing.T) {
+			ct.Edit(t, root, StatOverride, "root root 700 /etc/cron.d\n", "")
+		}, Control: "baseline.permissions", Property: "mode /etc/cron.d", Evidence: "no override for /etc/cron.d"},
+		{Name: "cron.daily's stat override widened", Break: func(t *testing.T) {
+			ct.Edit(t, root, StatOverride, "root root 700 /etc/cron.daily\n", "root root 755 /etc/cron.daily\n")
+		}, Control: "baseline.permissions", Property: "mode /etc/cron.daily", Evidence: "root root 755 /etc/cron.daily"},
 		{Name: "timesyncd disabled", Break: func(t *testing.T) { ct.Remove(t, root, timesyncdWants) },
 			Control: "baseline.timesync", Property: TimesyncdUnit + " enabled", Evidence: timesyncdWants},
 		{Name: "timesyncd masked", Break: func(t *testing.T) {
