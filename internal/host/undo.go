@@ -2,6 +2,7 @@ package host
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"strconv"
@@ -62,8 +63,38 @@ func (l *Local) modeUndo(p string) ([]string, bool) {
 	return []string{"chmod", fmt.Sprintf("%05o", m), p}, true
 }
 
-// statOverrideFile is where dpkg keeps its stat overrides.
-const statOverrideFile = "/var/lib/dpkg/statoverride"
+// StatOverrideFile is dpkg's list of owners and modes it keeps: a package
+// upgrade that installs one of its paths again gives it the override's
+// mode, not the package's.
+const StatOverrideFile = "/var/lib/dpkg/statoverride"
+
+// StatOverride is one line of StatOverrideFile, as dpkg writes it (the
+// mode in octal without a leading zero).
+type StatOverride struct{ Owner, Group, Mode string }
+
+// Line is the override as dpkg-statoverride --list prints it for path.
+func (o StatOverride) Line(path string) string {
+	return strings.Join([]string{o.Owner, o.Group, o.Mode, path}, " ")
+}
+
+// StatOverrides reads StatOverrideFile on h: path -> override. No file
+// means no overrides.
+func StatOverrides(h Host) (map[string]StatOverride, error) {
+	b, err := h.ReadFile(StatOverrideFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]StatOverride{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("host: read %s: %w", StatOverrideFile, err)
+	}
+	out := map[string]StatOverride{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 4 {
+			out[f[3]] = StatOverride{Owner: f[0], Group: f[1], Mode: f[2]}
+		}
+	}
+	return out, nil
+}
 
 // statOverrideUndo reverses `--update --add OWNER GROUP MODE PATH` (remove
 // the override, put the mode back) and `--remove PATH` (add the override
@@ -73,17 +104,14 @@ func (l *Local) statOverrideUndo(args []string) ([]string, bool) {
 		return nil, false
 	}
 	p := args[len(args)-1]
-	var old []string
-	if b, err := l.ReadFile(statOverrideFile); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) == 4 && f[3] == p {
-				old = f
-			}
-		}
+	ov, err := StatOverrides(l)
+	if err != nil {
+		return nil, false
 	}
+	old, had := ov[p]
 	switch {
 	case len(args) == 6 && args[0] == "--update" && args[1] == "--add":
-		if old != nil {
+		if had {
 			return nil, false // --add refuses an existing override: nothing changes
 		}
 		chmod, ok := l.modeUndo(p)
@@ -92,10 +120,10 @@ func (l *Local) statOverrideUndo(args []string) ([]string, bool) {
 		}
 		return []string{"sh", "-c", `dpkg-statoverride --remove "$1" && ` + strings.Join(chmod[:2], " ") + ` "$1"`, "sh", p}, true
 	case len(args) == 2 && args[0] == "--remove":
-		if old == nil {
+		if !had {
 			return nil, true // nothing to remove: nothing changes
 		}
-		return append([]string{"dpkg-statoverride", "--add"}, old...), true
+		return []string{"dpkg-statoverride", "--add", old.Owner, old.Group, old.Mode, p}, true
 	}
 	return nil, false
 }

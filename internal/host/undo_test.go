@@ -25,7 +25,7 @@ func TestInferUndo(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(root, "var/lib/dpkg"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(root, statOverrideFile), []byte("root root 700 /etc/cron.d\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, StatOverrideFile), []byte("root root 700 /etc/cron.d\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	l, err := NewLocal(root)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -37,11 +37,6 @@ var PrivatePaths = []privatePath{
 	{"/etc/ssh/sshd_config", 0o600},
 }
 
-// StatOverride is dpkg's list of modes it keeps: a package upgrade that
-// installs one of these paths again gives it the override's mode, not the
-// package's, so the narrowed mode survives unattended upgrades.
-const StatOverride = "/var/lib/dpkg/statoverride"
-
 var permissionsMeta = provision.Meta{
 	ID:    "baseline.permissions",
 	Title: "Cron's schedules and sshd's configuration readable by root only, kept so across package upgrades",
@@ -56,31 +51,20 @@ func (*Permissions) Meta() provision.Meta { return permissionsMeta }
 // narrowed is the mode p should have: its own bits within max.
 func (p privatePath) narrowed(mode fs.FileMode) fs.FileMode { return mode.Perm() & p.max }
 
-// overrides reads dpkg's stat overrides: path -> "owner group mode".
-func overrides(h host.Host) (map[string][]string, error) {
-	b, err := h.ReadFile(StatOverride)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string][]string{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := map[string][]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) == 4 {
-			out[f[3]] = f[:3]
-		}
-	}
-	return out, nil
+// overrideMode is o's mode and whether it is within p's bound (a mode
+// dpkg wrote that does not parse is not).
+func (p privatePath) overrideMode(o host.StatOverride) (fs.FileMode, bool) {
+	m, err := strconv.ParseUint(o.Mode, 8, 32)
+	return fs.FileMode(m).Perm(), err == nil && fs.FileMode(m)&^p.max == 0
 }
 
 // Apply registers each present path's narrowed mode with dpkg-statoverride
 // --update, which also sets it now. An existing override for the path
 // that allows more is replaced; one that is already narrow enough stays.
 func (*Permissions) Apply(ctx context.Context, h host.Host) error {
-	ov, err := overrides(h)
+	ov, err := host.StatOverrides(h)
 	if err != nil {
-		return permissionsMeta.Wrap("read "+StatOverride, err)
+		return permissionsMeta.Wrap("overrides", err)
 	}
 	for _, p := range PrivatePaths {
 		st, err := h.Lstat(p.path)
@@ -95,7 +79,7 @@ func (*Permissions) Apply(ctx context.Context, h host.Host) error {
 		}
 		want := p.narrowed(st.Mode())
 		if o, ok := ov[p.path]; ok {
-			if m, err := parseMode(o[2]); err == nil && m&^p.max == 0 && st.Mode().Perm() == m {
+			if m, within := p.overrideMode(o); within && st.Mode().Perm() == m {
 				continue
 			}
 			if err := h.Exec(ctx, "drop the wider stat override of "+p.path, "dpkg-statoverride", "--remove", p.path); err != nil {
@@ -110,20 +94,12 @@ func (*Permissions) Apply(ctx context.Context, h host.Host) error {
 	return nil
 }
 
-func parseMode(s string) (fs.FileMode, error) {
-	var m uint32
-	if _, err := fmt.Sscanf(s, "%o", &m); err != nil {
-		return 0, fmt.Errorf("mode %q: %w", s, err)
-	}
-	return fs.FileMode(m).Perm(), nil
-}
-
 // Verify reads each present path's mode and dpkg's override for it: both
 // must be within the bound, or the next upgrade of the package widens it.
 func (*Permissions) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
 	var out []provision.Finding
-	ov, ovErr := overrides(h)
+	ov, ovErr := host.StatOverrides(h)
 	for _, p := range PrivatePaths {
 		f := permissionsMeta.Finding("mode "+p.path, fmt.Sprintf("%04o or stricter, kept by dpkg-statoverride", p.max))
 		st, err := h.Lstat(p.path)
@@ -137,23 +113,20 @@ func (*Permissions) Verify(ctx context.Context, h host.Host) []provision.Finding
 		}
 		mode := st.Mode().Perm()
 		o, has := ov[p.path]
-		ev := []provision.Evidence{{Source: p.path, Read: fmt.Sprintf("mode %04o", mode)}, {Source: StatOverride, Read: strings.Join(append(o, p.path), " ")}}
-		if !has {
-			ev[1].Read = "no override for " + p.path
-		}
-		om, omErr := fs.FileMode(0), error(nil)
+		ev := []provision.Evidence{{Source: p.path, Read: fmt.Sprintf("mode %04o", mode)}, {Source: host.StatOverrideFile, Read: "no override for " + p.path}}
 		if has {
-			om, omErr = parseMode(o[2])
+			ev[1].Read = o.Line(p.path)
 		}
+		_, within := p.overrideMode(o)
 		switch {
 		case ovErr != nil:
-			out = append(out, check.Fail(f, fmt.Sprintf("%04o", mode), ovErr.Error(), provision.Evidence{Source: StatOverride, Read: ovErr.Error()}))
+			out = append(out, check.Fail(f, fmt.Sprintf("%04o", mode), ovErr.Error(), provision.Evidence{Source: host.StatOverrideFile, Read: ovErr.Error()}))
 		case mode&^p.max != 0:
 			out = append(out, check.Fail(f, fmt.Sprintf("%04o", mode), "readable or writable beyond root; run bulwark apply", ev...))
 		case !has:
 			out = append(out, check.Fail(f, fmt.Sprintf("%04o, no override", mode), "the next upgrade of its package puts the package's mode back; run bulwark apply", ev...))
-		case omErr != nil || om&^p.max != 0:
-			out = append(out, check.Fail(f, fmt.Sprintf("%04o, override %s", mode, o[2]), "dpkg's override allows more, and the next upgrade applies it; run bulwark apply", ev...))
+		case !within:
+			out = append(out, check.Fail(f, fmt.Sprintf("%04o, override %s", mode, o.Mode), "dpkg's override allows more, and the next upgrade applies it; run bulwark apply", ev...))
 		default:
 			out = append(out, check.Pass(f, fmt.Sprintf("%04o", mode), ev...))
 		}

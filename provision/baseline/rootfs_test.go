@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
+	"github.com/bulwark-appliance/bulwark/internal/host"
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
@@ -90,10 +91,10 @@ func TestBaselineOnRootfs(t *testing.T) {
 		// The mode is still right; the next upgrade of cron-daemon-common
 		// would put the package's 0755 back on the directory.
 		{Name: "cron.d's stat override dropped", Break: func(t *testing.T) {
-			ct.Edit(t, root, StatOverride, "root root 700 /etc/cron.d\n", "")
+			ct.Edit(t, root, host.StatOverrideFile, "root root 700 /etc/cron.d\n", "")
 		}, Control: "baseline.permissions", Property: "mode /etc/cron.d", Evidence: "no override for /etc/cron.d"},
 		{Name: "cron.daily's stat override widened", Break: func(t *testing.T) {
-			ct.Edit(t, root, StatOverride, "root root 700 /etc/cron.daily\n", "root root 755 /etc/cron.daily\n")
+			ct.Edit(t, root, host.StatOverrideFile, "root root 700 /etc/cron.daily\n", "root root 755 /etc/cron.daily\n")
 		}, Control: "baseline.permissions", Property: "mode /etc/cron.daily", Evidence: "root root 755 /etc/cron.daily"},
 		{Name: "timesyncd disabled", Break: func(t *testing.T) { ct.Remove(t, root, timesyncdWants) },
 			Control: "baseline.timesync", Property: TimesyncdUnit + " enabled", Evidence: timesyncdWants},

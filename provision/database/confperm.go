@@ -116,13 +116,24 @@ func privateConf(ctx context.Context, h host.Host, l Layout, files bool) error {
 	return nil
 }
 
-// writeConf writes one of bulwark's files under ConfDir: group postgres
-// (privateConf), mode confPerm.
-func writeConf(ctx context.Context, h host.Host, l Layout, p string, data []byte) error {
+// confFile is one of bulwark's files under ConfDir and its content.
+type confFile struct {
+	path string
+	data []byte
+}
+
+// writeConf writes bulwark's files under ConfDir, mode confPerm, after one
+// privateConf pass over the directories makes them group postgres.
+func writeConf(ctx context.Context, h host.Host, l Layout, files ...confFile) error {
 	if err := privateConf(ctx, h, l, false); err != nil {
 		return err
 	}
-	return h.WriteFile(p, data, confPerm)
+	for _, f := range files {
+		if err := h.WriteFile(f.path, f.data, confPerm); err != nil {
+			return fmt.Errorf("write %s: %w", f.path, err)
+		}
+	}
+	return nil
 }
 
 // confFinding fails on every file under ConfDir that others can read or

@@ -153,13 +153,10 @@ func (c *Config) Apply(ctx context.Context, h host.Host) error {
 		return configMeta.Wrap("cluster "+l.cluster(), err)
 	}
 	before := len(h.Changes())
-	if err := writeConf(ctx, h, l, l.DropIn, l.renderDropIn()); err != nil {
-		return configMeta.Wrap("write "+l.DropIn, err)
-	}
-	// Root-owned (Debian ships it postgres-owned): the server's own user
-	// reads it through its group and cannot widen it.
-	if err := writeConf(ctx, h, l, l.HBAFile, []byte(hba)); err != nil {
-		return configMeta.Wrap("write "+l.HBAFile, err)
+	// pg_hba.conf is root-owned (Debian ships it postgres-owned): the
+	// server's own user reads it through its group and cannot widen it.
+	if err := writeConf(ctx, h, l, confFile{l.DropIn, l.renderDropIn()}, confFile{l.HBAFile, []byte(hba)}); err != nil {
+		return configMeta.Wrap("configuration", err)
 	}
 	if err := privateConf(ctx, h, l, true); err != nil {
 		return configMeta.Wrap("configuration file modes", err)

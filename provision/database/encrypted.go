@@ -94,8 +94,8 @@ func (c *Encrypted) Apply(ctx context.Context, h host.Host) error {
 		return encryptedMeta.Wrap("layout", err)
 	}
 	before := len(h.Changes())
-	if err := writeConf(ctx, h, l, l.volumeConf(), l.renderVolumeConf(c.MountPoint)); err != nil {
-		return encryptedMeta.Wrap("write "+l.volumeConf(), err)
+	if err := writeConf(ctx, h, l, confFile{l.volumeConf(), l.renderVolumeConf(c.MountPoint)}); err != nil {
+		return encryptedMeta.Wrap("configuration", err)
 	}
 	if err := h.WriteFile(l.unitDropIn(), l.renderUnitDropIn(c.MountPoint), 0o644); err != nil {
 		return encryptedMeta.Wrap("write "+l.unitDropIn(), err)
