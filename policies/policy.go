@@ -228,6 +228,9 @@ type Baseline struct {
 	// Banner is the legal notice on the console, SSH and after login. It
 	// names no OS or version.
 	Banner string `yaml:"banner"`
+	// ShellTimeout ends an interactive shell left idle this long (TMOUT,
+	// read-only, whole seconds).
+	ShellTimeout Duration `yaml:"shell_timeout"`
 }
 
 // Apply tunes how controls are applied.

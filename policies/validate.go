@@ -247,6 +247,9 @@ func (v *validator) baseline(b *Baseline) {
 		}
 	}
 	v.between("baseline.disk_size_gib", int64(b.DiskSizeGiB), 2, 2048)
+	if t := b.ShellTimeout.Duration; t%time.Second != 0 || t > 24*time.Hour {
+		v.bad("baseline.shell_timeout", "%s: want whole seconds, at most 24h (TMOUT counts seconds)", t)
+	}
 	for i, m := range b.BlockedModules {
 		if !moduleName.MatchString(m) {
 			v.bad(fmt.Sprintf("baseline.blocked_modules[%d]", i), "invalid kernel module name %q (want e.g. usb-storage)", m)

@@ -50,6 +50,18 @@ var lynisAnswers = map[string]string{
 	"LYNIS":                        "decision Lynis' own age",
 	"SSH-7408 ClientAliveCountMax": "control ssh.daemon",
 	"HOME-9304":                    "control baseline.accounts",
+	"ACCT-9622":                    "control audit.accounting",
+	"AUTH-9262":                    "control baseline.pam",
+	"DEB-0280":                     "control baseline.pam",
+	"FINT-4350":                    "control integrity.files",
+	"FILE-6430":                    "control baseline.modules",
+	"ACCT-9626":                    "decision No sysstat",
+	"AUTH-9284":                    "decision Locked accounts stay",
+	"BOOT-5180":                    "decision No runlevels",
+	"BOOT-5264":                    "decision Debian's units for Debian's daemons",
+	"KRNL-6000":                    "decision Module loading stays on",
+	"LOGG-2154":                    "decision Remote logging is set at deployment",
+	"PKGS-7370":                    "decision No debsums",
 }
 
 // answer is what lynisAnswers says of s, and whether it says anything.
@@ -248,12 +260,12 @@ func TestLynisAnswersAreReal(t *testing.T) {
 		"warning[]=PKGS-7388|Ensure security repository is found in /etc/apt/sources.list|-|-|\n" +
 		"suggestion[]=SSH-7408|Consider hardening SSH configuration|Port (set 22 to )|-|\n" +
 		"suggestion[]=SSH-7408|Consider hardening SSH configuration|MaxAuthTries (set 6 to 3)|-|\n" +
-		"suggestion[]=FINT-4350|Install a file integrity tool to monitor changes to critical and sensitive files|-|-|\n")
+		"suggestion[]=BOOT-5122|Set a password on GRUB boot loader to prevent altering boot configuration|-|-|\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(r.index, r.warnings, r.unanswered())
-	want := "71 [PKGS-7388|Ensure security repository is found in /etc/apt/sources.list] [{FINT-4350 Install a file integrity tool to monitor changes to critical and sensitive files } {SSH-7408 Consider hardening SSH configuration (MaxAuthTries (set 6 to 3)) MaxAuthTries (set 6 to 3)}]"
+	want := "71 [PKGS-7388|Ensure security repository is found in /etc/apt/sources.list] [{BOOT-5122 Set a password on GRUB boot loader to prevent altering boot configuration } {SSH-7408 Consider hardening SSH configuration (MaxAuthTries (set 6 to 3)) MaxAuthTries (set 6 to 3)}]"
 	if got != want {
 		t.Errorf("parsed %s\nwant   %s", got, want)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/policies"
 	"github.com/bulwark-appliance/bulwark/provision"
 	"github.com/bulwark-appliance/bulwark/provision/all"
+	"github.com/bulwark-appliance/bulwark/provision/integrity"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 	sshctl "github.com/bulwark-appliance/bulwark/provision/ssh"
 )
@@ -211,6 +212,10 @@ func e2eQcow2(t *testing.T, in e2eInputs, rec *bootRecord) {
 			t.Logf("database.encrypted: %s", txt)
 		}
 	})
+	// Before anything below edits a file: what first boot wrote for this
+	// instance (host keys, TLS pair, crypttab…) is outside the baseline's
+	// scope, so the image's own check finds nothing.
+	t.Run("integrity check finds the instance as sealed", func(t *testing.T) { e2eIntegrityClean(t, g) })
 	t.Run("broken control fails verify", func(t *testing.T) { e2eBreakSSH(t, g) })
 	t.Run("initramfs holds the cloud drivers", func(t *testing.T) { rec.initrd(t, g) })
 	t.Run("database started once, on the seeded volume", func(t *testing.T) { e2eDatabaseStartedOnce(t, g) })
@@ -501,6 +506,38 @@ func failedIDs(r provision.Results) []string {
 // verify fail naming ssh.daemon with the sshd -T evidence, then restores
 // the control. The boot disk is a snapshot, so the image itself is never
 // changed; restoring shows apply converges the broken image again.
+func e2eIntegrityClean(t *testing.T, g *qemu.Guest) {
+	start := time.Now()
+	r := guestRun(t, g, "sudo -n systemctl start "+integrity.CheckUnit)
+	if r.ExitCode != 0 {
+		t.Fatalf("%s after first boot: exit %d; its report:\n%s", integrity.CheckUnit, r.ExitCode,
+			guestRun(t, g, "sudo -n journalctl -u "+integrity.CheckUnit+" --no-pager -o cat | tail -80").Stdout)
+	}
+	t.Logf("aide --check against the sealed baseline: no difference (%s)", time.Since(start).Round(time.Second))
+
+	// A program planted where bulwark's own live: the check fails, and so
+	// does the control, until the operator accepts the files as they are.
+	const planted = "/usr/local/bin/bulwark-planted"
+	guestRun(t, g, "sudo -n install -m 0755 /usr/bin/true "+planted)
+	if r := guestRun(t, g, "sudo -n systemctl start "+integrity.CheckUnit); r.ExitCode == 0 {
+		t.Fatalf("%s passed with %s planted", integrity.CheckUnit, planted)
+	}
+	if report := guestRun(t, g, "sudo -n journalctl -u "+integrity.CheckUnit+" --no-pager -o cat").Stdout; !strings.Contains(report, planted) {
+		t.Errorf("the check's report does not name %s:\n%s", planted, report)
+	}
+	code, res := e2eVerify(t, g, "--only", "integrity.files")
+	if txt := findingText(res.Findings, "last check"); code != 1 || !strings.Contains(txt, "failed") {
+		t.Errorf("verify after the planted program: exit %d, last check %q; want exit 1 and the failed check", code, txt)
+	}
+	guestRun(t, g, "sudo -n rm "+planted+" "+integrity.DBFile)
+	if r := guestRun(t, g, "sudo -n "+e2eGuestBin+" apply --only integrity.files"); r.ExitCode != 0 {
+		t.Fatalf("accept (new baseline): exit %d\n%s\n%s", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	if code, res := e2eVerify(t, g, "--only", "integrity.files"); code != 0 {
+		t.Fatalf("verify after the new baseline: exit %d, failed: %v", code, failedIDs(res))
+	}
+}
+
 func e2eBreakSSH(t *testing.T, g *qemu.Guest) {
 	r := guestRun(t, g, "sudo -n sed -i 's/^PasswordAuthentication .*/PasswordAuthentication yes/' "+sshctl.DropIn+
 		" && sudo -n grep -q '^PasswordAuthentication yes' "+sshctl.DropIn)

@@ -81,6 +81,7 @@ func bootShared(t *testing.T, _ string, opts qemu.Options) (*qemu.Guest, error) 
 	}
 	opts.ExtraDisks = []string{data}
 	opts.Forward = livePorts
+	opts.Devices = liveUSB
 	bins, err := buildStatic(dir, "", "bulwark", "transferd")
 	if err != nil {
 		return nil, err

@@ -309,7 +309,9 @@ func guestTapAddress(t *testing.T, g *qemu.Guest) { guestTapAddressAs(t, g, "") 
 // (e.g. "sudo -n ") to write /etc.
 func guestTapAddressAs(t *testing.T, g *qemu.Guest, sudo string) {
 	t.Helper()
-	safeMust(t, g, sudo+"sh -c 'cat > /etc/systemd/network/10-bulwark-tap.network' <<'EOF'\n"+
+	// Under /run: the test's address is the running system's, not the
+	// image's configuration (which integrity.files' baseline covers).
+	safeMust(t, g, sudo+"sh -c 'mkdir -p /run/systemd/network && cat > /run/systemd/network/10-bulwark-tap.network' <<'EOF'\n"+
 		"[Match]\nMACAddress="+tapMAC+"\n\n[Network]\nAddress="+tapGuest+"/24\nLinkLocalAddressing=no\nEOF")
 	safeMust(t, g, sudo+"networkctl reload")
 	deadline := time.Now().Add(2 * time.Minute)

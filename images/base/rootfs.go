@@ -59,6 +59,12 @@ const DefaultSuite = "trixie"
 //   - e2fsprogs, iproute2: formatting the data volume, inspecting sockets.
 //   - wamerican: the word list transferd's password policy checks against
 //     (policy passwords.dictionary); transferd refuses to start without it.
+//   - hardening the scanners look for (issue 15), each a control's subject:
+//     aide (integrity.files; the binary only: the control writes its own
+//     configuration, so aide-common's daily mail job is not installed),
+//     libpam-pwquality, cracklib-runtime (the dictionary it checks
+//     against, built from wamerican) and libpam-tmpdir (baseline.pam), acct
+//     (audit.accounting), usbguard (baseline.usbguard).
 //
 // apt-listchanges is left out: unattended-upgrades reports what it installed
 // on its own, and every extra package is attack surface to patch.
@@ -71,6 +77,7 @@ var Packages = []string{
 	"openssl", "ca-certificates", "e2fsprogs", "iproute2", "wamerican",
 	"grub-efi-amd64", "grub-efi-amd64-signed", "shim-signed", "grub-pc-bin", "mokutil",
 	"dosfstools", "systemd-repart", "tpm2-tools", "systemd-cryptsetup",
+	"aide", "libpam-pwquality", "cracklib-runtime", "libpam-tmpdir", "acct", "usbguard",
 }
 
 // Options are the inputs of one base build. Suite and Packages are the

@@ -34,7 +34,11 @@ type Options struct {
 	// are NOT snapshotted: what the guest writes there stays, so a data
 	// volume survives a QEMU restart.
 	ExtraDisks []string
-	Memory     int // MiB; default 1024
+	// Devices are extra QEMU -device values, attached after the NICs: a
+	// USB controller and devices behind it, say ("qemu-xhci,id=usb",
+	// "usb-kbd,bus=usb.0").
+	Devices []string
+	Memory  int // MiB; default 1024
 	// CPUs is the vCPU count; default 2. Under TCG a Secure Boot guest
 	// gets 1: OVMF's SMM with several vCPUs under multi-threaded TCG was
 	// seen here to hang at a guest-initiated reboot (no firmware output
@@ -271,6 +275,9 @@ func Args(o Options, p Plan) []string {
 		a = append(a,
 			"-netdev", "tap,id=net1,ifname="+escapeOpt(o.Tap.Ifname)+",script=no,downscript=no",
 			"-device", "virtio-net-pci,netdev=net1,mac="+o.Tap.MAC)
+	}
+	for _, d := range o.Devices {
+		a = append(a, "-device", d)
 	}
 	for _, f := range o.FwCfg {
 		a = append(a, "-fw_cfg", "name="+escapeOpt(f.Name)+",file="+escapeOpt(f.File))

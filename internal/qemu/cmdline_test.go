@@ -24,6 +24,7 @@ func TestArgs(t *testing.T) {
 		{"extra-disks-and-ports", Options{Disk: "/c/d.qcow2", ExtraDisks: []string{"/w/data.raw", "/w/b,c.qcow2"}, Memory: 2048, CPUs: 1},
 			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{443: 40443, 22: 40022, 80: 40080}}},
 		{"no-snapshot-kvm-pc", Options{Disk: "/c/d.raw", NoSnapshot: true, Accel: "kvm", Machine: "pc"}, plan},
+		{"usb-devices", Options{Disk: "/c/d.qcow2", Devices: []string{"qemu-xhci,id=usb", "usb-kbd,bus=usb.0"}}, plan},
 		{"tap-nic", Options{Disk: "/c/d.qcow2", Tap: &Tap{Ifname: "bwtap0", MAC: "52:54:00:b0:00:0a"}}, plan},
 		{"uefi-vmdk", Options{Disk: "/c/d.vmdk", Firmware: UEFI},
 			Plan{ConsoleLog: "/w/console.log", Ports: map[int]int{22: 40022}, Vars: "/w/OVMF_VARS.fd"}},

@@ -11,6 +11,7 @@ import (
 	"github.com/bulwark-appliance/bulwark/provision/database"
 	"github.com/bulwark-appliance/bulwark/provision/fips"
 	"github.com/bulwark-appliance/bulwark/provision/firewall"
+	"github.com/bulwark-appliance/bulwark/provision/integrity"
 	"github.com/bulwark-appliance/bulwark/provision/luks"
 	"github.com/bulwark-appliance/bulwark/provision/ssh"
 	"github.com/bulwark-appliance/bulwark/provision/tls"
@@ -36,6 +37,9 @@ func Families() []provision.Family {
 		// the build VM does not have, so every (re)start the other
 		// families make at build comes before it.
 		luks.Family,
+		// After everything, even luks: its Seal takes the file-integrity
+		// baseline of the image as it ships.
+		integrity.Family,
 	}
 }
 

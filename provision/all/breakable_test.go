@@ -80,6 +80,21 @@ var breakable = map[string][]proof{
 		{"provision/baseline", "TestBaselineOnRootfs", "crontab readable by everyone", "mode 0644"},
 		{"provision/baseline", "TestBaselineOnRootfs", "cron.d's stat override dropped", "no override for /etc/cron.d"},
 	},
+	"baseline.session": {{"provision/baseline", "TestBaselineOnRootfs", "idle timeout lifted", "TMOUT=0"}},
+	"baseline.pam": {
+		{"provision/baseline", "TestBaselineOnRootfs", "password quality check dropped from common-password", "no active line names pam_pwquality.so"},
+		{"provision/baseline", "TestBaselineOnRootfs", "shorter passwords allowed", "minlen = 6"},
+	},
+	"baseline.usbguard": {
+		{"provision/baseline", "TestBaselineOnRootfs", "USB controllers kept as the kernel authorized them", "PresentControllerPolicy=keep"},
+		{"provision/baseline", "TestBaselineOnRootfs", "usbguard disabled", "no such file"},
+		{"tests", "TestLiveUSBGuard", "rules widened to allow every device", "allow"},
+	},
+	"audit.accounting": {{"provision/audit", "TestAuditOnRootfs", "process accounting disabled", "no such file"}},
+	"integrity.files": {
+		{"provision/integrity", "TestIntegrityOnRootfs", "baseline deleted", "no such file"},
+		{"provision/integrity", "TestIntegrityOnRootfs", "programs left out of the scope", "/usr/bin Checks"},
+	},
 	"audit.journald":   {{"provision/audit", "TestAuditOnRootfs", "journal volatile in a later drop-in", "Storage=volatile"}},
 	"audit.forward":    {{"provision/audit", "TestAuditOnRootfs", "forwarding file garbled", "StreamDriverMoode"}},
 	"audit.rules":      {{"provision/audit", "TestAuditOnRootfs", "audit watch removed from the compiled rules", "missing: -w /etc/shadow -p wa"}},

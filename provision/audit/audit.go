@@ -4,7 +4,8 @@
 // disk for the policy's retention, rsyslog forwards them over TLS to the
 // operator's SIEM (so the trail survives a compromised appliance), and
 // auditd records changes to identity, privilege and bulwark's own files,
-// and every command root runs from a login session.
+// and every command root runs from a login session; process accounting
+// records every process.
 package audit
 
 import (
@@ -25,6 +26,7 @@ func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 		&Journald{RetentionDays: p.Retention.JournalDays},
 		&Forward{Syslog: p.Syslog, LogPrefix: p.Network.LogPrefix},
 		&Rules{},
+		&Accounting{},
 	}
 }
 

@@ -76,6 +76,9 @@ func TestAuditOnRootfs(t *testing.T) {
 		{Name: "auditd disabled", Break: func(t *testing.T) {
 			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/auditd.service")
 		}, Control: "audit.rules", Property: "auditd.service enabled", Evidence: "no such file"},
+		{Name: "process accounting disabled", Break: func(t *testing.T) {
+			ct.Remove(t, root, "/etc/systemd/system/multi-user.target.wants/acct.service")
+		}, Control: "audit.accounting", Property: "acct.service enabled", Evidence: "no such file"},
 	})
 }
 

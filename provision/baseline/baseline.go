@@ -1,7 +1,9 @@
 // Package baseline is the OS hardening baseline every appliance gets:
 // kernel parameters, no core dumps, a noexec /tmp, clock sync, blocked
-// kernel modules, a legal banner, private local accounts and root-only
-// cron and sshd configuration. Each is
+// kernel modules, a legal banner, private local accounts, root-only
+// cron and sshd configuration, idle shells ended, password quality and
+// private temporary directories in PAM, and USB devices allowed by rule.
+// Each is
 // its own control with Apply and Verify side by side.
 package baseline
 
@@ -30,6 +32,9 @@ func Controls(p *policies.Policy, _ provision.Stage) []provision.Control {
 		&Banner{Text: b.Banner},
 		&Accounts{},
 		&Permissions{},
+		&Session{Timeout: b.ShellTimeout.Duration},
+		&PAM{},
+		&USBGuard{},
 	}
 }
 

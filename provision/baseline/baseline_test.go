@@ -90,7 +90,7 @@ func TestControlsFollowPolicy(t *testing.T) {
 			t.Errorf("%s has no rows or title", c.Meta().ID)
 		}
 	}
-	if got := strings.Join(ids, " "); got != "baseline.sysctl baseline.coredumps baseline.tmp baseline.timesync baseline.listeners baseline.modules baseline.banner baseline.accounts baseline.permissions" {
+	if got := strings.Join(ids, " "); got != "baseline.sysctl baseline.coredumps baseline.tmp baseline.timesync baseline.listeners baseline.modules baseline.banner baseline.accounts baseline.permissions baseline.session baseline.pam baseline.usbguard" {
 		t.Errorf("controls = %s", got)
 	}
 }

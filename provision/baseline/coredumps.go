@@ -11,13 +11,15 @@ import (
 
 // Files baseline.coredumps owns. A core dump of transferd or sshd can hold
 // keys and customer data, so each path a dump could take is closed:
-// PAM sessions (limits.d), services (systemd's default limit), the
-// kernel's handler (systemd-coredump storing nothing) and setuid programs.
+// PAM sessions (limits.d), login shells (profile.d: also a shell started
+// without PAM), services (systemd's default limit), the kernel's handler
+// (systemd-coredump storing nothing) and setuid programs.
 const (
 	LimitsFile   = "/etc/security/limits.d/60-bulwark-coredumps.conf"
 	CoredumpFile = "/etc/systemd/coredump.conf.d/60-bulwark.conf"
 	SystemFile   = "/etc/systemd/system.conf.d/60-bulwark-coredumps.conf"
 	SuidFile     = "/etc/sysctl.d/61-bulwark-coredumps.conf"
+	ProfileFile  = "/etc/profile.d/60-bulwark-coredumps.sh"
 )
 
 var coreFiles = []struct{ path, content string }{
@@ -25,6 +27,7 @@ var coreFiles = []struct{ path, content string }{
 	{CoredumpFile, "# Written by bulwark (control baseline.coredumps).\n[Coredump]\nStorage=none\nProcessSizeMax=0\n"},
 	{SystemFile, "# Written by bulwark (control baseline.coredumps).\n[Manager]\nDefaultLimitCORE=0\n"},
 	{SuidFile, "# Written by bulwark (control baseline.coredumps).\nfs.suid_dumpable = 0\n"},
+	{ProfileFile, "# Written by bulwark (control baseline.coredumps).\nulimit -c 0\n"},
 }
 
 var coreMeta = provision.Meta{

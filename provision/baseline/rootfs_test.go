@@ -96,6 +96,25 @@ func TestBaselineOnRootfs(t *testing.T) {
 		{Name: "cron.daily's stat override widened", Break: func(t *testing.T) {
 			ct.Edit(t, root, host.StatOverrideFile, "root root 700 /etc/cron.daily\n", "root root 755 /etc/cron.daily\n")
 		}, Control: "baseline.permissions", Property: "mode /etc/cron.daily", Evidence: "root root 755 /etc/cron.daily"},
+		{Name: "idle timeout lifted", Break: func(t *testing.T) {
+			ct.Edit(t, root, SessionFile, "\tTMOUT=900\n", "\tTMOUT=0\n")
+		}, Control: "baseline.session", Property: "file " + SessionFile, Evidence: "TMOUT=0"},
+		{Name: "shells may dump core again", Break: func(t *testing.T) { ct.Remove(t, root, ProfileFile) },
+			Control: "baseline.coredumps", Property: "file " + ProfileFile, Evidence: "no such file"},
+		// pam-auth-update regenerates the file: the repair is Debian's
+		// own tool, not an edit behind its back.
+		{Name: "password quality check dropped from common-password", Break: func(t *testing.T) {
+			ct.Edit(t, root, "/etc/pam.d/common-password", "pam_pwquality.so", "pam_permit.so")
+		}, Control: "baseline.pam", Property: "/etc/pam.d/common-password pam_pwquality.so", Evidence: "no active line names pam_pwquality.so"},
+		{Name: "shorter passwords allowed", Break: func(t *testing.T) {
+			ct.Edit(t, root, PwqualityFile, "minlen = 15", "minlen = 6")
+		}, Control: "baseline.pam", Property: "file " + PwqualityFile, Evidence: "minlen = 6"},
+		{Name: "USB controllers kept as the kernel authorized them", Break: func(t *testing.T) {
+			ct.Edit(t, root, USBGuardConf, "PresentControllerPolicy=apply-policy", "PresentControllerPolicy=keep")
+		}, Control: "baseline.usbguard", Property: "file " + USBGuardConf, Evidence: "PresentControllerPolicy=keep"},
+		{Name: "usbguard disabled", Break: func(t *testing.T) {
+			ct.Remove(t, root, "/etc/systemd/system/basic.target.wants/usbguard.service")
+		}, Control: "baseline.usbguard", Property: "usbguard.service enabled", Evidence: "no such file"},
 		{Name: "timesyncd disabled", Break: func(t *testing.T) { ct.Remove(t, root, timesyncdWants) },
 			Control: "baseline.timesync", Property: TimesyncdUnit + " enabled", Evidence: timesyncdWants},
 		{Name: "timesyncd masked", Break: func(t *testing.T) {
