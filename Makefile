@@ -173,7 +173,7 @@ bench-verify: deps ## verify's median wall time in the e2e image, against lynis 
 bench-lynis: deps ## lynis's hardening index, warnings and unanswered suggestions on the e2e image (needs make e2e's image)
 	@if [ ! -f "$(E2E_IMAGE)" ]; then echo "bench-lynis: no e2e image at $(E2E_IMAGE) (run make e2e): NOT measured"; \
 		[ "$$CI" != true ] || exit 1; exit 0; fi; \
-	BULWARK_LONG=1 BULWARK_LYNIS=1 BULWARK_E2E_IMAGE=$(E2E_IMAGE) \
+	BULWARK_LONG=1 BULWARK_LYNIS=1 BULWARK_LYNIS_OUT=$(OUT)/e2e/lynis BULWARK_E2E_IMAGE=$(E2E_IMAGE) \
 	BULWARK_E2E_BASE=$(OUT)/e2e/base.json BULWARK_E2E_KEY=$(E2E_KEY) \
 		$(GO) test -count=1 -timeout 2h -v -run '^TestLiveLynis$$' ./tests/
 

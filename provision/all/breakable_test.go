@@ -84,6 +84,7 @@ var breakable = map[string][]proof{
 	"baseline.pam": {
 		{"provision/baseline", "TestBaselineOnRootfs", "password quality check dropped from common-password", "no active line names pam_pwquality.so"},
 		{"provision/baseline", "TestBaselineOnRootfs", "shorter passwords allowed", "minlen = 6"},
+		{"provision/baseline", "TestBaselineOnRootfs", "failed passwords no longer counted", "no active line names pam_faillock.so authfail"},
 	},
 	"baseline.usbguard": {
 		{"provision/baseline", "TestBaselineOnRootfs", "USB controllers kept as the kernel authorized them", "PresentControllerPolicy=keep"},

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,6 +18,9 @@ import (
 
 // PwqualityFile is the libpwquality drop-in baseline.pam owns.
 const PwqualityFile = "/etc/security/pwquality.conf.d/60-bulwark.conf"
+
+// pamConfigs is where pam-auth-update reads its profiles.
+const pamConfigs = "/usr/share/pam-configs/"
 
 // pwqualityConf is fixed, not from policy passwords: that policy is
 // transferd's, for the people who use the service. Local accounts are the
@@ -38,17 +42,51 @@ type pamModule struct {
 	profile string // /usr/share/pam-configs/<profile>
 	file    string // the /etc/pam.d file it lands in
 	module  string // the .so named on the line
+	arg     string // an argument the line must carry, if any
 	why     string
 }
 
 var pamModules = []pamModule{
-	{"pwquality", "/etc/pam.d/common-password", "pam_pwquality.so", "a new local password is checked for length, classes and dictionary words (Lynis AUTH-9262)"},
-	{"tmpdir", "/etc/pam.d/common-session", "pam_tmpdir.so", "each login gets its own TMPDIR under /tmp/user, so no session races another's files in /tmp (Lynis DEB-0280)"},
+	{"pwquality", "/etc/pam.d/common-password", "pam_pwquality.so", "", "a new local password is checked for length, classes and dictionary words (Lynis AUTH-9262)"},
+	{"tmpdir", "/etc/pam.d/common-session", "pam_tmpdir.so", "", "each login gets its own TMPDIR under /tmp/user, so no session races another's files in /tmp (Lynis DEB-0280)"},
+	{"bulwark-faillock-preauth", "/etc/pam.d/common-auth", "pam_faillock.so", "preauth", "a locked account is refused before its password is asked for"},
+	{"bulwark-faillock", "/etc/pam.d/common-auth", "pam_faillock.so", "authfail", "each failed password is counted; after faillock.conf's deny (3) in 15 minutes the account locks for 10 (Lynis AUTH-9408)"},
 }
+
+// Debian ships pam_faillock (libpam-modules) but no pam-auth-update
+// profile for it; these two are the usual pair. The preauth line runs
+// before pam_unix (higher priority), the authfail line after it, where
+// pam-auth-update's jumps send only a failed password. Root is never
+// locked (faillock's default): the console must stay a way in.
+var pamProfiles = []struct{ name, content string }{
+	{"bulwark-faillock-preauth", `Name: Refuse an account locked by failed passwords (bulwark, pam_faillock)
+Default: yes
+Priority: 1024
+Auth-Type: Primary
+Auth:
+	requisite	pam_faillock.so preauth
+`},
+	{"bulwark-faillock", `Name: Count failed passwords, lock after faillock.conf's deny (bulwark, pam_faillock)
+Default: yes
+Priority: 0
+Auth-Type: Primary
+Auth:
+	[default=die]	pam_faillock.so authfail
+Account-Type: Additional
+Account:
+	required	pam_faillock.so
+`},
+}
+
+// FaillockTmpfiles makes pam_faillock's tally directory at boot (it is
+// under /run), so it exists before the first failure is counted.
+const FaillockTmpfiles = "/etc/tmpfiles.d/bulwark-faillock.conf"
+
+const faillockTmpfiles = "# Written by bulwark (control baseline.pam): pam_faillock's tally directory.\nd /run/faillock 0755 root root -\n"
 
 var pamMeta = provision.Meta{
 	ID:    "baseline.pam",
-	Title: "PAM checks new local passwords' quality and gives each session a private TMPDIR",
+	Title: "PAM checks new local passwords' quality, locks an account after failed passwords and gives each session a private TMPDIR",
 	Rows:  []string{"SOC2:CC6"},
 }
 
@@ -67,6 +105,14 @@ func (*PAM) Apply(ctx context.Context, h host.Host) error {
 	if err := h.WriteFile(PwqualityFile, []byte(pwqualityConf), 0o644); err != nil {
 		return pamMeta.Wrap("write "+PwqualityFile, err)
 	}
+	if err := h.WriteFile(FaillockTmpfiles, []byte(faillockTmpfiles), 0o644); err != nil {
+		return pamMeta.Wrap("write "+FaillockTmpfiles, err)
+	}
+	for _, p := range pamProfiles {
+		if err := h.WriteFile(pamConfigs+p.name, []byte(p.content), 0o644); err != nil {
+			return pamMeta.Wrap("write "+pamConfigs+p.name, err)
+		}
+	}
 	var enable []string
 	for _, m := range pamModules {
 		ok, err := m.present(h)
@@ -76,7 +122,7 @@ func (*PAM) Apply(ctx context.Context, h host.Host) error {
 		if ok {
 			continue
 		}
-		if _, err := h.Stat("/usr/share/pam-configs/" + m.profile); err != nil {
+		if _, err := h.Stat(pamConfigs + m.profile); err != nil {
 			return pamMeta.Wrap("enable "+m.module, fmt.Errorf("no pam-auth-update profile %s (is its Debian package installed?): %w", m.profile, err))
 		}
 		enable = append(enable, m.profile)
@@ -94,9 +140,15 @@ func (*PAM) Apply(ctx context.Context, h host.Host) error {
 // its common-* file (what PAM reads, whoever wrote it).
 func (*PAM) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
-	out := []provision.Finding{check.File(pamMeta, h, PwqualityFile, []byte(pwqualityConf))}
+	out := []provision.Finding{
+		check.File(pamMeta, h, PwqualityFile, []byte(pwqualityConf)),
+		check.File(pamMeta, h, FaillockTmpfiles, []byte(faillockTmpfiles)),
+	}
+	for _, p := range pamProfiles {
+		out = append(out, check.File(pamMeta, h, pamConfigs+p.name, []byte(p.content)))
+	}
 	for _, m := range pamModules {
-		f := pamMeta.Finding(m.file+" "+m.module, "an active line: "+m.why)
+		f := pamMeta.Finding(m.file+" "+m.line(), "an active line: "+m.why)
 		ok, err := m.present(h)
 		ev := provision.Evidence{Source: m.file}
 		switch {
@@ -104,18 +156,23 @@ func (*PAM) Verify(ctx context.Context, h host.Host) []provision.Finding {
 			ev.Read = err.Error()
 			out = append(out, check.Fail(f, "unreadable", err.Error(), ev))
 		case !ok:
-			ev.Read = "no active line names " + m.module
+			ev.Read = "no active line names " + m.line()
 			out = append(out, check.Fail(f, "missing", "run bulwark apply (pam-auth-update --enable "+m.profile+")", ev))
 		default:
-			ev.Read = m.module
+			ev.Read = m.line()
 			out = append(out, check.Pass(f, "present", ev))
 		}
 	}
 	return check.Timed(out, start)
 }
 
+// line is the module and the argument its line must carry.
+func (m pamModule) line() string {
+	return strings.TrimSpace(m.module + " " + m.arg)
+}
+
 // present reports whether an uncommented line of the module's file names
-// it.
+// it (with its argument, if it needs one).
 func (m pamModule) present(h host.Host) (bool, error) {
 	data, err := h.ReadFile(m.file)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -130,10 +187,9 @@ func (m pamModule) present(h host.Host) (bool, error) {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		for _, field := range strings.Fields(line) {
-			if field == m.module {
-				return true, nil
-			}
+		fields := strings.Fields(line)
+		if slices.Contains(fields, m.module) && (m.arg == "" || slices.Contains(fields, m.arg)) {
+			return true, nil
 		}
 	}
 	return false, sc.Err()

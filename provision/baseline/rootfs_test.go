@@ -106,6 +106,9 @@ func TestBaselineOnRootfs(t *testing.T) {
 		{Name: "password quality check dropped from common-password", Break: func(t *testing.T) {
 			ct.Edit(t, root, "/etc/pam.d/common-password", "pam_pwquality.so", "pam_permit.so")
 		}, Control: "baseline.pam", Property: "/etc/pam.d/common-password pam_pwquality.so", Evidence: "no active line names pam_pwquality.so"},
+		{Name: "failed passwords no longer counted", Break: func(t *testing.T) {
+			ct.Edit(t, root, "/etc/pam.d/common-auth", "pam_faillock.so authfail", "pam_permit.so")
+		}, Control: "baseline.pam", Property: "/etc/pam.d/common-auth pam_faillock.so authfail", Evidence: "no active line names pam_faillock.so authfail"},
 		{Name: "shorter passwords allowed", Break: func(t *testing.T) {
 			ct.Edit(t, root, PwqualityFile, "minlen = 15", "minlen = 6")
 		}, Control: "baseline.pam", Property: "file " + PwqualityFile, Evidence: "minlen = 6"},
