@@ -58,7 +58,9 @@ var pamModules = []pamModule{
 // before pam_unix (higher priority), the authfail line after it, where
 // pam-auth-update's jumps send only a failed password. Root is never
 // locked (faillock's default): the console must stay a way in.
-var pamProfiles = []struct{ name, content string }{
+type pamProfile struct{ name, content string }
+
+var pamProfiles = []pamProfile{
 	{"bulwark-faillock-preauth", `Name: Refuse an account locked by failed passwords (bulwark, pam_faillock)
 Default: yes
 Priority: 1024
@@ -122,7 +124,10 @@ func (*PAM) Apply(ctx context.Context, h host.Host) error {
 		if ok {
 			continue
 		}
-		if _, err := h.Stat(pamConfigs + m.profile); err != nil {
+		// Ours were written above (or, under --dry-run, would have been);
+		// the others come with their Debian package.
+		ours := slices.ContainsFunc(pamProfiles, func(p pamProfile) bool { return p.name == m.profile })
+		if _, err := h.Stat(pamConfigs + m.profile); err != nil && !ours {
 			return pamMeta.Wrap("enable "+m.module, fmt.Errorf("no pam-auth-update profile %s (is its Debian package installed?): %w", m.profile, err))
 		}
 		enable = append(enable, m.profile)
