@@ -42,6 +42,12 @@ func (l *Local) inferUndo(ctx context.Context, name string, args []string) (undo
 		return []string{"chgrp", strconv.FormatUint(uint64(sys.Gid), 10), args[1]}, true
 	case name == "dpkg-statoverride":
 		return l.statOverrideUndo(args)
+	case name == "pam-auth-update" && len(args) > 1 && args[0] == "--enable":
+		// pam-auth-update regenerates /etc/pam.d/common-* from the enabled
+		// profiles, so disabling the same ones regenerates what was there.
+		// With --force it also overwrites hand edits, which nothing can
+		// give back: that form stays unknown.
+		return append([]string{"pam-auth-update", "--disable"}, args[1:]...), true
 	}
 	return nil, false
 }

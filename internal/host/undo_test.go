@@ -45,6 +45,8 @@ func TestInferUndo(t *testing.T) {
 		{"dpkg-statoverride", []string{"--remove", "/etc/cron.d"}, "dpkg-statoverride|--add|root|root|700|/etc/cron.d", true},
 		{"dpkg-statoverride", []string{"--remove", "/etc/none"}, "", true},
 		{"chmod", []string{"0600", "/etc/missing"}, "", false},
+		{"pam-auth-update", []string{"--enable", "pwquality", "tmpdir"}, "pam-auth-update|--disable|pwquality|tmpdir", true},
+		{"pam-auth-update", []string{"--force", "--enable", "pwquality"}, "", false},
 	} {
 		undo, ok := l.inferUndo(context.Background(), tc.name, tc.args)
 		if got := strings.Join(undo, "|"); got != tc.want || ok != tc.ok {

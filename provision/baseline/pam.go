@@ -135,10 +135,27 @@ func (*PAM) Apply(ctx context.Context, h host.Host) error {
 	if len(enable) == 0 {
 		return nil
 	}
-	// --force: the module is missing because someone edited the file, and
-	// pam-auth-update leaves an edited file alone unless forced.
-	args := append([]string{"--force", "--enable"}, enable...)
-	return pamMeta.Wrap("pam-auth-update", h.Exec(ctx, "enable PAM profiles "+strings.Join(enable, ", "), "pam-auth-update", args...))
+	why := "enable PAM profiles " + strings.Join(enable, ", ")
+	if err := h.Exec(ctx, why, "pam-auth-update", append([]string{"--enable"}, enable...)...); err != nil {
+		return pamMeta.Wrap("pam-auth-update", err)
+	}
+	if h.DryRun() {
+		return nil
+	}
+	// pam-auth-update leaves a hand-edited common-* file alone (and exits
+	// 0): a module still missing means someone edited it, and only --force
+	// overwrites the edit (keeping it as <file>.pam-old).
+	for _, m := range pamModules {
+		ok, err := m.present(h)
+		if err != nil {
+			return pamMeta.Wrap("read "+m.file, err)
+		}
+		if !ok {
+			return pamMeta.Wrap("pam-auth-update --force", h.Exec(ctx, why+" over a hand-edited "+m.file,
+				"pam-auth-update", append([]string{"--force", "--enable"}, enable...)...))
+		}
+	}
+	return nil
 }
 
 // Verify checks the drop-in and that each module is on an active line of
