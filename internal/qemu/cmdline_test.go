@@ -153,3 +153,25 @@ func TestConsoleHostKey(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanPortsAreDistinct: every forwarded guest port gets its own host
+// port in one plan. Chosen one at a time with each listener closed at
+// once, two could get the same one (seen in CI: SSH and 8443).
+func TestPlanPortsAreDistinct(t *testing.T) {
+	for range 50 {
+		p, err := makePlan(t.TempDir(), []int{80, 443, 8443, 5432, 22, 80})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[int]int{}
+		for guest, host := range p.Ports {
+			if other, dup := seen[host]; dup {
+				t.Fatalf("host port %d forwards both guest %d and %d", host, other, guest)
+			}
+			seen[host] = guest
+		}
+		if len(p.Ports) != 5 {
+			t.Fatalf("ports %v; want 22, 80, 443, 8443 and 5432", p.Ports)
+		}
+	}
+}

@@ -112,28 +112,29 @@ func (g *Guest) WaitSSH(ctx context.Context) error {
 
 func makePlan(dir string, forward []int) (Plan, error) {
 	p := Plan{ConsoleLog: dir + "/console.log", Ports: map[int]int{}}
+	// Every listener stays open until all ports are chosen: closed one at a
+	// time, the kernel can hand the same port out again (seen in CI: SSH
+	// and 8443 forwarded from one host port, and QEMU refused to start).
+	// Another process can still take a port before QEMU binds it; QEMU
+	// then fails to start and says so.
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
 	for _, guest := range append([]int{22}, forward...) {
 		if _, dup := p.Ports[guest]; dup {
 			continue
 		}
-		host, err := freePort()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return p, err
+			return p, fmt.Errorf("qemu: allocate host port: %w", err)
 		}
-		p.Ports[guest] = host
+		held = append(held, l)
+		p.Ports[guest] = l.Addr().(*net.TCPAddr).Port
 	}
 	return p, nil
-}
-
-// freePort asks the kernel for an unused loopback port. Another process
-// could take it before QEMU binds it; QEMU then fails to start and says so.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("qemu: allocate host port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // prepareVars gives a UEFI guest its own copy of the variable store in
