@@ -84,34 +84,44 @@ type USBGuard struct{}
 
 func (*USBGuard) Meta() provision.Meta { return usbguardMeta }
 
-// Apply writes the daemon's configuration and rules (rules 0600: the
-// daemon refuses a rule file others can read), enables the daemon, and on
-// a live host restarts it when either changed.
+// usbguardFiles are written whole; the rules are 0600 because the daemon
+// refuses a rule file others can read, and its configuration says who may
+// change them.
+var usbguardFiles = []struct {
+	path, content string
+	mode          fs.FileMode
+}{
+	{USBGuardConf, usbguardConf, 0o600},
+	{USBGuardRules, usbguardRules, 0o600},
+	{USBGuardDropIn, usbguardDropIn, 0o644},
+	{USBGuardUdev, usbguardUdev, 0o644},
+}
+
+// Apply writes the daemon's files (its drop-in checked by systemd-analyze
+// first), enables the daemon, and on a live host with a USB device
+// restarts it when anything changed.
 func (*USBGuard) Apply(ctx context.Context, h host.Host) error {
+	if err := check.PreflightUnits(ctx, h, usbguardMeta, check.UnitFile{Path: USBGuardDropIn, Data: []byte(usbguardDropIn)}); err != nil {
+		return err
+	}
 	before := len(h.Changes())
-	if err := h.WriteFile(USBGuardConf, []byte(usbguardConf), 0o600); err != nil {
-		return usbguardMeta.Wrap("write "+USBGuardConf, err)
-	}
-	if err := h.WriteFile(USBGuardRules, []byte(usbguardRules), 0o600); err != nil {
-		return usbguardMeta.Wrap("write "+USBGuardRules, err)
-	}
-	for _, f := range []struct{ path, content string }{{USBGuardDropIn, usbguardDropIn}, {USBGuardUdev, usbguardUdev}} {
-		if err := h.WriteFile(f.path, []byte(f.content), 0o644); err != nil {
+	for _, f := range usbguardFiles {
+		if err := h.WriteFile(f.path, []byte(f.content), f.mode); err != nil {
 			return usbguardMeta.Wrap("write "+f.path, err)
 		}
 	}
 	if err := usbguardUnit.Enable(ctx, h); err != nil {
 		return usbguardMeta.Wrap("enable", err)
 	}
-	changed := len(h.Changes()) > before
 	bus, err := usbBus(h)
 	if err != nil {
 		return usbguardMeta.Wrap("read "+usbDevices, err)
 	}
-	if !bus {
-		return check.Converge(ctx, h, usbguardMeta, changed)
+	var units []string // no device to judge: the daemon would exit at once
+	if bus {
+		units = []string{usbguardUnit.Name}
 	}
-	return check.Converge(ctx, h, usbguardMeta, changed, usbguardUnit.Name)
+	return check.Converge(ctx, h, usbguardMeta, len(h.Changes()) > before, units...)
 }
 
 // usbBus reports whether the live machine has a USB device (a root hub at
@@ -131,13 +141,11 @@ func usbBus(h host.Host) (bool, error) {
 // runs whenever there is a USB device to judge.
 func (*USBGuard) Verify(ctx context.Context, h host.Host) []provision.Finding {
 	start := time.Now()
-	out := []provision.Finding{
-		check.File(usbguardMeta, h, USBGuardConf, []byte(usbguardConf)),
-		check.File(usbguardMeta, h, USBGuardRules, []byte(usbguardRules)),
-		check.File(usbguardMeta, h, USBGuardDropIn, []byte(usbguardDropIn)),
-		check.File(usbguardMeta, h, USBGuardUdev, []byte(usbguardUdev)),
-		usbguardUnit.Enabled(usbguardMeta, h),
+	var out []provision.Finding
+	for _, f := range usbguardFiles {
+		out = append(out, check.File(usbguardMeta, h, f.path, []byte(f.content)))
 	}
+	out = append(out, usbguardUnit.Enabled(usbguardMeta, h))
 	if !h.Live() {
 		return check.Timed(out, start)
 	}

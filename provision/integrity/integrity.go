@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/bulwark-appliance/bulwark/internal/host"
@@ -33,7 +34,6 @@ const (
 	newDBFile = "/var/lib/aide/aide.db.new"
 	CheckUnit = "bulwark-integrity-check.service"
 	TimerUnit = "bulwark-integrity-check.timer"
-	unitDir   = "/etc/systemd/system/"
 )
 
 // aideConf is the baseline's scope: what boots (/boot), what is
@@ -177,8 +177,8 @@ var files = []struct {
 	mode          fs.FileMode
 }{
 	{ConfFile, aideConf, 0o600},
-	{unitDir + CheckUnit, checkService, 0o644},
-	{unitDir + TimerUnit, checkTimer, 0o644},
+	{check.UnitDir + CheckUnit, checkService, 0o644},
+	{check.UnitDir + TimerUnit, checkTimer, 0o644},
 	{DpkgHook, dpkgHook, 0o755},
 	{AptConf, aptConf, 0o644},
 }
@@ -189,6 +189,15 @@ var files = []struct {
 // machine), or whose scope just changed, it takes the baseline now; in
 // the image build VM the seal takes it, after every other control.
 func (c *Files) Apply(ctx context.Context, h host.Host) error {
+	var units []check.UnitFile
+	for _, u := range files {
+		if strings.HasPrefix(u.path, check.UnitDir) {
+			units = append(units, check.UnitFile{Path: u.path, Data: []byte(u.content)})
+		}
+	}
+	if err := check.PreflightUnits(ctx, h, meta, units...); err != nil {
+		return err
+	}
 	before := len(h.Changes())
 	for _, u := range files {
 		if err := h.WriteFile(u.path, []byte(u.content), u.mode); err != nil {
@@ -196,13 +205,10 @@ func (c *Files) Apply(ctx context.Context, h host.Host) error {
 		}
 	}
 	changed := len(h.Changes()) > before
-	if err := check.Converge(ctx, h, meta, changed); err != nil {
-		return err
-	}
 	if err := timer.Enable(ctx, h); err != nil {
 		return meta.Wrap("enable", err)
 	}
-	if err := check.Converge(ctx, h, meta, false, TimerUnit); err != nil {
+	if err := check.Converge(ctx, h, meta, changed, TimerUnit); err != nil {
 		return err
 	}
 	if c.Stage == provision.ImageBuild {
