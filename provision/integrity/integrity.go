@@ -199,10 +199,13 @@ func (c *Files) Apply(ctx context.Context, h host.Host) error {
 		return err
 	}
 	before := len(h.Changes())
+	scopeChanged := false
 	for _, u := range files {
+		n := len(h.Changes())
 		if err := h.WriteFile(u.path, []byte(u.content), u.mode); err != nil {
 			return meta.Wrap("write "+u.path, err)
 		}
+		scopeChanged = scopeChanged || (u.path == ConfFile && len(h.Changes()) > n)
 	}
 	changed := len(h.Changes()) > before
 	if err := timer.Enable(ctx, h); err != nil {
@@ -216,7 +219,10 @@ func (c *Files) Apply(ctx context.Context, h host.Host) error {
 	}
 	db, err := h.ReadFile(DBFile)
 	switch {
-	case errors.Is(err, fs.ErrNotExist) || changed || (err == nil && len(db) == 0):
+	// Only a new scope (aide.conf) retakes an existing baseline: a change
+	// to the units or the hook says nothing about the files, and retaking
+	// it then would absorb whatever had changed since the last one.
+	case errors.Is(err, fs.ErrNotExist) || scopeChanged || (err == nil && len(db) == 0):
 		if err := baseline(ctx, h); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bulwark-appliance/bulwark/images/base/basetest"
 	"github.com/bulwark-appliance/bulwark/provision"
+	"github.com/bulwark-appliance/bulwark/provision/check"
 	ct "github.com/bulwark-appliance/bulwark/provision/check/checktest"
 )
 
@@ -142,5 +143,29 @@ func TestDpkgHookRollsForwardOnlyFromClean(t *testing.T) {
 	}
 	if !strings.Contains(out, "/usr/bin/othertool") {
 		t.Errorf("the package run's own change is not reported either (baseline kept): %s", out)
+	}
+}
+
+// TestApplyRetakesTheBaselineOnlyForANewScope: Apply repairing the timer
+// must not retake the baseline, or a program changed since the last one
+// would be absorbed; a changed aide.conf (a new scope) does retake it.
+func TestApplyRetakesTheBaselineOnlyForANewScope(t *testing.T) {
+	root := basetest.Copy(t)
+	controls := Controls(nil, provision.Instance)
+	ct.Converge(t, root, controls)
+	aideCheck := func() (string, error) {
+		out, err := exec.Command("chroot", root, "aide", "--config", ConfFile, "--check").CombinedOutput()
+		return string(out), err
+	}
+	ct.Append(t, root, "/usr/sbin/sshd", "\x00")
+	ct.Edit(t, root, check.UnitDir+TimerUnit, "OnCalendar=daily", "OnCalendar=weekly")
+	ct.Apply(t, root, controls)
+	if out, err := aideCheck(); err == nil || !strings.Contains(out, "/usr/sbin/sshd") {
+		t.Fatalf("after Apply repaired the timer, aide --check no longer names the tampered sshd (err %v):\n%s", err, out)
+	}
+	ct.Edit(t, root, ConfFile, "/usr/sbin Checks\n", "/usr/sbin Checks\n/opt Checks\n")
+	ct.Apply(t, root, controls)
+	if out, err := aideCheck(); err != nil {
+		t.Fatalf("after Apply restored aide.conf, the baseline was not retaken: %v\n%s", err, out)
 	}
 }
